@@ -1,1 +1,89 @@
-fn main() {}
+//! sealpost: a mail server built around encrypted transport.
+
+mod account;
+mod config;
+mod listener;
+mod mail;
+mod queue;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "sealpost", version, about = "A mail server built around encrypted transport")]
+struct Cli {
+    /// The config file; without one every key takes its default.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server on every configured listener.
+    Serve,
+    /// Manage mail accounts.
+    Account {
+        #[command(subcommand)]
+        command: account::AccountCommand,
+    },
+    /// Read the mail stored for an account.
+    Mail {
+        #[command(subcommand)]
+        command: mail::MailCommand,
+    },
+    /// Inspect the outbound queue.
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// One line per entry: id, sender, recipients, size.
+    List,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = Config::load(cli.config.as_deref()).and_then(|config| run(cli.command, config));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sealpost: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match command {
+            Command::Serve => serve::serve(config).await,
+            Command::Account { command } => account::run(command, &config).await,
+            Command::Mail { command } => mail::run(command, &config).await,
+            Command::Queue {
+                command: QueueCommand::List,
+            } => queue::list(&config).await,
+        }
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SEALPOST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

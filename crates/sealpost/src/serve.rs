@@ -1,0 +1,170 @@
+//! `sealpost serve`: load everything, bind every listener, and only then start serving,
+//! so a bad certificate or a taken port stops the server before it accepts anything.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sealpost_smtp::{ListenerKind, SmtpService};
+use sealpost_store::{Login, LoginPolicy, Store};
+use sealpost_tls::{AppProtocol, TlsServer, TlsSettings};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::account::open_store;
+use crate::config::{Config, ListenerName};
+use crate::listener::{ConnectionLimits, Listener, Service};
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let tls = TlsServer::load(tls_settings(&config)).context("cannot set up TLS")?;
+    let store: Arc<dyn Store> = Arc::new(open_store(&config)?);
+    for domain in &config.local_domains {
+        store
+            .add_domain(domain)
+            .await
+            .with_context(|| format!("local_domains: cannot add {domain}"))?;
+    }
+    let login = Arc::new(Login::new(
+        store.clone(),
+        LoginPolicy {
+            max_failures: config.limits.auth_max_failures,
+            lockout: Duration::from_secs(config.limits.auth_lockout),
+            ..LoginPolicy::default()
+        },
+    ));
+
+    let mut listeners = Vec::new();
+    for (name, address) in config.listeners()? {
+        let Some((kind, protocol)) = smtp_kind(name) else {
+            println!(
+                "{:<12} {address}  not served yet: IMAP and POP3 are not implemented in this version",
+                name.key()
+            );
+            continue;
+        };
+        let socket = bind(name, address).await?;
+        let acceptor = tls.acceptor(name.key(), protocol, config.session_tickets(name));
+        let service = Arc::new(Service::Smtp(Arc::new(SmtpService {
+            kind,
+            hostname: config.hostname.clone(),
+            store: store.clone(),
+            login: login.clone(),
+            tls: acceptor.clone(),
+            limits: config.smtp_limits(),
+        })));
+        let bound = socket.local_addr()?;
+        println!("{:<12} {bound}  {}", name.key(), tls_mode(name));
+        listeners.push(Listener {
+            name,
+            socket,
+            implicit_tls: name.implicit_tls().then_some(acceptor),
+            service,
+        });
+    }
+    match tls.ca_certificate_path() {
+        Some(ca) => println!("clients must trust the generated CA certificate {}", ca.display()),
+        None => println!("serving the configured certificate"),
+    }
+    tls.watch();
+
+    let limits = ConnectionLimits::new(
+        config.limits.max_connections,
+        config.limits.max_connections_per_ip,
+    );
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut accepting = Vec::new();
+    for listener in listeners {
+        accepting.push(tokio::spawn(
+            listener.run(limits.clone(), shutdown_rx.clone()),
+        ));
+    }
+
+    let signal_name = wait_for_stop_signal().await?;
+    info!(signal = signal_name, "stopping: no new connections, finishing sessions in flight");
+    let _ = shutdown_tx.send(true);
+    for task in accepting {
+        let _ = task.await;
+    }
+    let grace = Duration::from_secs(config.limits.shutdown_grace);
+    match tokio::time::timeout(grace, limits.total.acquire_many(limits.max_total)).await {
+        Ok(_) => info!("stopped"),
+        Err(_) => warn!(
+            grace_secs = grace.as_secs(),
+            "sessions still open after the grace period; stopping anyway (nothing they sent was acknowledged)"
+        ),
+    }
+    Ok(())
+}
+
+fn tls_settings(config: &Config) -> TlsSettings {
+    TlsSettings {
+        hostname: config.hostname.clone(),
+        data_dir: config.data_dir.clone(),
+        cert: config.tls.cert.clone(),
+        key: config.tls.key.clone(),
+        extra: config
+            .tls
+            .certificates
+            .iter()
+            .map(|pair| (pair.cert.clone(), pair.key.clone()))
+            .collect(),
+        client_ca: config.tls.client_ca.clone(),
+    }
+}
+
+fn smtp_kind(name: ListenerName) -> Option<(ListenerKind, AppProtocol)> {
+    match name {
+        ListenerName::Smtp => Some((ListenerKind::Mx, AppProtocol::Smtp)),
+        ListenerName::Submission => Some((ListenerKind::Submission, AppProtocol::Smtp)),
+        ListenerName::Submissions => Some((ListenerKind::Submissions, AppProtocol::Smtp)),
+        _ => None,
+    }
+}
+
+fn tls_mode(name: ListenerName) -> &'static str {
+    match name {
+        ListenerName::Smtp => "SMTP (MX), STARTTLS offered",
+        ListenerName::Submission => "submission, STARTTLS required before AUTH",
+        ListenerName::Submissions => "submission, implicit TLS",
+        ListenerName::Imap => "IMAP, STARTTLS required before LOGIN",
+        ListenerName::Imaps => "IMAP, implicit TLS",
+        ListenerName::Pop3 => "POP3, STLS required before USER/PASS",
+        ListenerName::Pop3s => "POP3, implicit TLS",
+    }
+}
+
+async fn bind(name: ListenerName, address: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address).await.map_err(|e| {
+        let key = name.key();
+        let port = address.port();
+        let advice = match e.kind() {
+            io::ErrorKind::PermissionDenied => format!(
+                "run as root (or grant CAP_NET_BIND_SERVICE) or set [listeners] {key} = \"{}:{}\"",
+                address.ip(),
+                if port < 1024 { port + 10_000 } else { port }
+            ),
+            io::ErrorKind::AddrInUse => format!(
+                "another program (another mail server?) already listens there: stop it, or set [listeners] {key} to another address, or \"\" to disable it"
+            ),
+            io::ErrorKind::AddrNotAvailable => format!(
+                "{} is not an address of this machine: set [listeners] {key} = \"0.0.0.0:{port}\"",
+                address.ip()
+            ),
+            _ => format!("check [listeners] {key}"),
+        };
+        anyhow::anyhow!("cannot bind {address} ({key}): {e} — {advice}")
+    })
+}
+
+async fn wait_for_stop_signal() -> anyhow::Result<&'static str> {
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
