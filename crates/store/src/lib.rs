@@ -5,6 +5,7 @@
 mod embedded;
 mod error;
 mod login;
+mod names;
 pub mod password;
 mod types;
 

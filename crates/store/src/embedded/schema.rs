@@ -1,0 +1,133 @@
+//! The schema of `store.sqlite3` and how it moves forward. `PRAGMA user_version` is the
+//! number of migration steps applied; a store written by an older sealpost is brought up
+//! to date on open, each missing step in order, all in one transaction.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::sql_error;
+use crate::{Result, StoreError};
+
+/// Steps are only ever appended: an existing step is never edited, since stores in the
+/// field have already run it.
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts, mailboxes, messages and the outbound queue.
+    "
+    CREATE TABLE domains (
+        name TEXT PRIMARY KEY NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE accounts (
+        id            INTEGER PRIMARY KEY,
+        address       TEXT NOT NULL UNIQUE,
+        domain        TEXT NOT NULL REFERENCES domains(name),
+        password_hash TEXT NOT NULL
+    );
+
+    -- The last UIDVALIDITY handed out. Kept apart from the mailboxes so a mailbox that
+    -- is deleted and created again still gets a greater value (RFC 9051 §2.3.1.1).
+    CREATE TABLE uid_validity (
+        last INTEGER NOT NULL
+    );
+    INSERT INTO uid_validity (last) VALUES (0);
+
+    CREATE TABLE mailboxes (
+        id             INTEGER PRIMARY KEY,
+        account        INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name           TEXT NOT NULL,
+        uid_validity   INTEGER NOT NULL,
+        uid_next       INTEGER NOT NULL DEFAULT 1,
+        highest_modseq INTEGER NOT NULL DEFAULT 1,
+        special_use    TEXT,
+        subscribed     INTEGER NOT NULL DEFAULT 1,
+        UNIQUE (account, name)
+    );
+
+    -- A message's bytes, stored once however many mailboxes and queue entries share it.
+    CREATE TABLE blobs (
+        id  INTEGER PRIMARY KEY,
+        raw BLOB NOT NULL
+    );
+
+    CREATE TABLE messages (
+        mailbox       INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid           INTEGER NOT NULL,
+        blob          INTEGER NOT NULL REFERENCES blobs(id),
+        -- IMAP flags are atoms, so one space-separated string holds them all.
+        flags         TEXT NOT NULL DEFAULT '',
+        internal_date INTEGER NOT NULL,
+        size          INTEGER NOT NULL,
+        modseq        INTEGER NOT NULL,
+        PRIMARY KEY (mailbox, uid)
+    ) WITHOUT ROWID;
+    CREATE INDEX messages_by_blob ON messages (blob);
+
+    CREATE TABLE queue (
+        id           INTEGER PRIMARY KEY,
+        blob         INTEGER NOT NULL REFERENCES blobs(id),
+        sender       TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        created      INTEGER NOT NULL,
+        next_attempt INTEGER NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX queue_by_blob ON queue (blob);
+
+    CREATE TABLE queue_recipients (
+        queue      INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,
+        position   INTEGER NOT NULL,
+        address    TEXT NOT NULL,
+        status     TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+        last_error TEXT,
+        PRIMARY KEY (queue, position)
+    ) WITHOUT ROWID;
+    ",
+];
+
+/// Applies the steps this store has not seen yet and returns how many that was.
+pub(super) fn migrate(conn: &mut Connection) -> Result<usize> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql_error("begin migration"))?;
+    let version: usize = tx
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(sql_error("read schema version"))?;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Database(format!(
+            "the store's schema is version {version}, newer than the {} this sealpost \
+             knows: run the newer sealpost that wrote it",
+            MIGRATIONS.len()
+        )));
+    }
+    for (done, step) in MIGRATIONS.iter().enumerate().skip(version) {
+        tx.execute_batch(step)
+            .map_err(sql_error("apply schema migration"))?;
+        tx.pragma_update(None, "user_version", done + 1)
+            .map_err(sql_error("record schema version"))?;
+    }
+    tx.commit().map_err(sql_error("commit migration"))?;
+    Ok(MIGRATIONS.len() - version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_migration_step_is_applied_once() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), MIGRATIONS.len());
+        assert_eq!(migrate(&mut conn).unwrap(), 0);
+        let version: usize = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn a_schema_newer_than_this_build_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", MIGRATIONS.len() + 1)
+            .unwrap();
+        assert!(matches!(migrate(&mut conn), Err(StoreError::Database(_))));
+    }
+}
