@@ -95,11 +95,68 @@ pub enum RecipientStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub raw: Arc<Vec<u8>>,
+    pub flags: Vec<String>,
+    /// Seconds since the Unix epoch.
+    pub internal_date: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub uid_validity: u32,
+    pub uid: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOperation {
+    Add,
+    Remove,
+    Replace,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagUpdate {
+    pub uids: Vec<u32>,
+    pub operation: FlagOperation,
+    pub flags: Vec<String>,
+    pub unchanged_since: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagsUpdated {
+    /// Messages whose flags changed, with their new flags and MODSEQ.
+    pub changed: Vec<MessageMeta>,
+    /// UIDs left alone because their MODSEQ exceeded `unchanged_since`.
+    pub modified: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copied {
+    pub uid_validity: u32,
+    /// (source UID, new UID), in source UID order.
+    pub uids: Vec<(u32, u32)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     MessageAdded {
         account: AccountId,
         mailbox: MailboxId,
         uid: u32,
+    },
+    FlagsChanged {
+        account: AccountId,
+        mailbox: MailboxId,
+        uids: Vec<u32>,
+    },
+    Expunged {
+        account: AccountId,
+        mailbox: MailboxId,
+        uids: Vec<u32>,
+    },
+    MailboxesChanged {
+        account: AccountId,
     },
     QueueAdded {
         id: QueueId,
