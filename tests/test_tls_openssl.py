@@ -27,10 +27,13 @@ def client_hello_versions(output):
 
 
 def assert_refused_by_server(run, offered_version):
+    """The client really offered `offered_version` and the server's TLS stack said no."""
     assert not run.ok, f"handshake succeeded: {run}"
+    assert "Didn't find STARTTLS" not in run.output, f"STARTTLS never happened: {run}"
     assert client_hello_versions(run.output) == [offered_version], (
         f"s_client did not send a ClientHello for {offered_version}: {run}")
     assert not re.search(r"<<< [^\n]*ServerHello", run.output), f"server answered with a ServerHello: {run}"
+    assert re.search(r"<<< [^\n]*Alert", run.output), f"no TLS alert from the server: {run}"
 
 
 def test_generated_ca_is_announced_and_written_to_data_dir(server):
