@@ -15,6 +15,12 @@ pub enum TlsError {
     Write { path: PathBuf, source: io::Error },
     #[error("{path}: {reason}")]
     BadPem { path: PathBuf, reason: String },
+    #[error("{key} is not the private key of the certificate in {cert}: {reason}")]
+    KeyMismatch {
+        cert: PathBuf,
+        key: PathBuf,
+        reason: String,
+    },
     #[error("certificate generation failed: {0}")]
     Generate(String),
     #[error("TLS configuration: {0}")]

@@ -4,12 +4,19 @@
 mod acceptor;
 mod client_cert;
 mod error;
+mod provider;
 mod report;
+mod resolver;
+mod selfsigned;
+mod server;
 mod starttls;
 mod stream;
+mod watch;
 
 pub use acceptor::TlsAcceptor;
 pub use error::TlsError;
+pub use provider::crypto_provider;
 pub use report::{ClientCert, TlsInfo};
+pub use server::{AppProtocol, TlsServer, TlsSettings};
 pub use starttls::starttls;
 pub use stream::{Line, MailStream};

@@ -22,7 +22,8 @@ pub struct TlsInfo {
 pub struct ClientCert {
     pub subject: String,
     pub verified: bool,
-    /// rfc822Name SANs, else the subject CN; only meaningful when `verified`.
+    /// rfc822Name SANs (lower-cased), else the subject CN if it is an address; always
+    /// empty when not `verified`.
     pub identities: Vec<String>,
 }
 
@@ -37,10 +38,10 @@ impl TlsInfo {
 
     /// The RFC 8314 §4.3 form used in Received headers, e.g. `TLSv1.3 TLS_AES_256_GCM_SHA384`.
     pub fn received_clause(&self) -> String {
-        let cipher = self.cipher.strip_prefix("TLS13_").map_or_else(
-            || self.cipher.clone(),
-            |rest| format!("TLS_{rest}"),
-        );
+        let cipher = self
+            .cipher
+            .strip_prefix("TLS13_")
+            .map_or_else(|| self.cipher.clone(), |rest| format!("TLS_{rest}"));
         format!("{} {}", self.version, cipher)
     }
 }
