@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::ServerConfig;
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::client_cert::ClientCertCheck;
 use crate::error::TlsError;
@@ -60,7 +60,8 @@ impl TlsAcceptor {
             }
         };
         let info = self.describe(tls.get_ref().1);
-        info!(%peer, listener = %self.listener, "{info}");
+        // The session logs its one line with this report when it ends.
+        debug!(%peer, listener = %self.listener, "{info}");
         Ok(MailStream::new(
             Transport::Tls(Box::new(tls)),
             peer,
