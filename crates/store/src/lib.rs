@@ -4,6 +4,7 @@
 
 mod embedded;
 mod error;
+mod flags;
 mod login;
 mod names;
 pub mod password;
@@ -28,6 +29,9 @@ pub const DEFAULT_MAILBOXES: &[(&str, Option<&str>)] = &[
     ("Junk", Some("\\Junk")),
     ("Archive", Some("\\Archive")),
 ];
+
+/// The hierarchy delimiter of mailbox names (RFC 9051 §5.1.1): `a/b` is `b` inside `a`.
+pub const MAILBOX_DELIMITER: char = '/';
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -58,6 +62,50 @@ pub trait Store: Send + Sync + 'static {
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>>;
     /// The exact stored bytes of one message.
     async fn message_raw(&self, mailbox: MailboxId, uid: u32) -> Result<Option<Vec<u8>>>;
+
+    /// Creates a mailbox (RFC 9051 §6.3.4), unsubscribed, with a new UIDVALIDITY greater
+    /// than any given before (so a recreated name is a new mailbox to clients).
+    /// `AlreadyExists` if the name is taken (INBOX in any case counts as taken); `Invalid`
+    /// for an empty name, control characters, or an empty hierarchy level (`a//b`, `a/`).
+    /// Parents of `a/b/c` need not exist.
+    async fn create_mailbox(&self, account: AccountId, name: &str) -> Result<Mailbox>;
+    /// Deletes a mailbox and its messages; mailboxes below it stay. INBOX cannot be
+    /// deleted (`Invalid`); `NotFound` if absent.
+    async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()>;
+    /// Renames a mailbox and the mailboxes below it (`from/x` becomes `to/x`), keeping
+    /// their UIDVALIDITY and messages. Renaming INBOX moves its messages into a new
+    /// mailbox `to` and leaves INBOX empty (RFC 9051 §6.3.6). `NotFound` if `from` is
+    /// absent, `AlreadyExists` if `to` (or a renamed child's new name) is taken.
+    async fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
+    /// Marks the mailbox subscribed or not (RFC 9051 §6.3.7, §6.3.8). `NotFound` if absent:
+    /// a subscription lives on the mailbox, so it cannot outlive it.
+    async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<()>;
+
+    /// Appends one message durably (fsync'd before returning, like `deliver`), with its
+    /// flags made canonical (`\SEEN` is `\Seen`; duplicates dropped). `Invalid` for a
+    /// flag that is neither a system flag nor an atom.
+    async fn append(&self, mailbox: MailboxId, message: NewMessage) -> Result<Appended>;
+    /// Changes flags of the given UIDs (missing UIDs are ignored). Only messages whose
+    /// flags actually change get a new MODSEQ, each its own. With `unchanged_since`
+    /// (RFC 7162 CONDSTORE), messages whose MODSEQ is greater are left alone and reported
+    /// in `FlagsUpdated::modified`.
+    async fn update_flags(&self, mailbox: MailboxId, update: FlagUpdate) -> Result<FlagsUpdated>;
+    /// Removes messages flagged `\Deleted`; with `uids`, only those among them (UID
+    /// EXPUNGE, and POP3's UPDATE state). Returns the removed UIDs in ascending order and
+    /// remembers them for `expunged_since` under one new MODSEQ.
+    async fn expunge(&self, mailbox: MailboxId, uids: Option<Vec<u32>>) -> Result<Vec<u32>>;
+    /// Copies messages into `to`, keeping flags and internal date; returns (source UID,
+    /// new UID) pairs in source UID order, and the target's UIDVALIDITY. Missing UIDs are
+    /// skipped.
+    async fn copy_messages(&self, from: MailboxId, uids: Vec<u32>, to: MailboxId)
+    -> Result<Copied>;
+    /// Like `copy_messages`, then expunges the sources, in one transaction (RFC 6851).
+    async fn move_messages(&self, from: MailboxId, uids: Vec<u32>, to: MailboxId)
+    -> Result<Copied>;
+    /// UIDs expunged from the mailbox with a MODSEQ above `modseq` (QRESYNC VANISHED).
+    async fn expunged_since(&self, mailbox: MailboxId, modseq: u64) -> Result<Vec<u32>>;
+    /// A mailbox by id, with its current counters.
+    async fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<Mailbox>>;
 
     /// Every entry of the outbound queue, oldest first.
     async fn queue_entries(&self) -> Result<Vec<QueueEntry>>;

@@ -2,7 +2,7 @@
 //! backend and every protocol agrees that `Alice@Example.TEST` and `alice@example.test`
 //! are one account.
 
-use crate::{Result, StoreError};
+use crate::{MAILBOX_DELIMITER, Result, StoreError};
 
 /// An account address as stored: trimmed, lower-case, with its domain split off.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +55,23 @@ pub(crate) fn mailbox(name: &str) -> &str {
     }
 }
 
+/// A name a mailbox may be created or renamed to: as [`mailbox`] folds it, not empty,
+/// without control characters and without an empty level in the hierarchy (`a//b`,
+/// `/a`, `a/`). RFC 9051 §6.3.4 has the client's trailing delimiter stripped before
+/// this is asked; the protocol layer does that.
+pub(crate) fn new_mailbox(raw: &str) -> Result<String> {
+    let valid = !raw.contains(char::is_control)
+        && raw.split(MAILBOX_DELIMITER).all(|level| !level.is_empty());
+    if valid {
+        Ok(mailbox(raw).to_string())
+    } else {
+        Err(StoreError::Invalid {
+            what: "mailbox name",
+            value: raw.to_string(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +119,24 @@ mod tests {
         assert_eq!(mailbox("inbox"), "INBOX");
         assert_eq!(mailbox("InBoX"), "INBOX");
         assert_eq!(mailbox("sent"), "sent");
+    }
+
+    #[test]
+    fn new_mailbox_names_may_nest_but_not_be_empty_or_hold_control_characters() {
+        assert_eq!(new_mailbox("inbox").unwrap(), "INBOX");
+        assert_eq!(new_mailbox("a/b/c").unwrap(), "a/b/c");
+        assert_eq!(new_mailbox("Entwürfe %*").unwrap(), "Entwürfe %*");
+        for raw in ["", "a\nb", "tab\there", "nul\0", "/a", "a/", "a//b", "/"] {
+            assert!(
+                matches!(
+                    new_mailbox(raw),
+                    Err(StoreError::Invalid {
+                        what: "mailbox name",
+                        ..
+                    })
+                ),
+                "{raw:?} was accepted"
+            );
+        }
     }
 }

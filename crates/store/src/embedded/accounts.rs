@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{mailboxes, messages, sql_error};
+use super::{is_unique_violation, mailboxes, messages, sql_error};
 use crate::names::AccountAddress;
 use crate::{Account, AccountId, Result, StoreError};
 
@@ -56,13 +56,6 @@ pub(super) fn create_account(
         id,
         address: address.address.clone(),
         password_hash: password_hash.to_string(),
-    })
-}
-
-fn is_unique_violation(error: &rusqlite::Error) -> bool {
-    error.sqlite_error().is_some_and(|e| {
-        e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-            || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
     })
 }
 

@@ -1,11 +1,14 @@
-//! Message bytes, their copies in mailboxes, and delivery, which writes both (and the
-//! queue entry) at once.
+//! Message bytes and their copies in mailboxes: delivery (which also queues), APPEND,
+//! COPY and MOVE, and reading them back.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{queue, sql_error};
+use super::mailboxes::Counters;
+use super::{expunge, queue, sql_error};
+use crate::flags::FlagSet;
 use crate::{
-    AccountId, Change, Delivered, Delivery, MailboxId, MessageMeta, Result, StoreError, names,
+    AccountId, Appended, Change, Copied, Delivered, Delivery, MailboxId, MessageMeta, NewMessage,
+    Result, StoreError, names,
 };
 
 /// Refuses a delivery that would store bytes nothing refers to, or a queue entry with
@@ -30,37 +33,22 @@ pub(super) fn deliver(
     now: i64,
     changes: &mut Vec<Change>,
 ) -> Result<Delivered> {
+    let blob = insert_blob(conn, &delivery.raw)?;
     let size = delivery.raw.len() as u64;
-    conn.prepare_cached("INSERT INTO blobs (raw) VALUES (?1)")
-        .and_then(|mut insert| insert.execute([delivery.raw.as_slice()]))
-        .map_err(sql_error("store message bytes"))?;
-    let blob = conn.last_insert_rowid();
 
+    let content = Content {
+        blob,
+        flags: String::new(),
+        internal_date: delivery.internal_date,
+        size,
+    };
     let mut messages = Vec::with_capacity(delivery.local.len());
     for target in &delivery.local {
-        let name = names::mailbox(&target.mailbox);
-        let slot = next_slot(conn, target.account, name)?;
-        conn.prepare_cached(
-            "INSERT INTO messages (mailbox, uid, blob, internal_date, size, modseq) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .and_then(|mut insert| {
-            insert.execute(params![
-                slot.mailbox,
-                slot.uid,
-                blob,
-                delivery.internal_date,
-                size,
-                slot.modseq
-            ])
-        })
-        .map_err(sql_error("add message to mailbox"))?;
-        messages.push((slot.mailbox, slot.uid));
-        changes.push(Change::MessageAdded {
-            account: target.account,
-            mailbox: slot.mailbox,
-            uid: slot.uid,
-        });
+        let mut mailbox =
+            Counters::load_by_name(conn, target.account, names::mailbox(&target.mailbox))?;
+        let uid = insert(conn, &mut mailbox, &content, changes)?;
+        mailbox.save(conn)?;
+        messages.push((mailbox.id, uid));
     }
 
     let queue_id = match &delivery.outbound {
@@ -74,49 +62,165 @@ pub(super) fn deliver(
     Ok(Delivered { messages, queue_id })
 }
 
-/// Where a new message goes in a mailbox.
-struct Slot {
+/// RFC 9051 §6.3.12: one message, with the flags and date the client gave.
+pub(super) fn append(
+    conn: &Connection,
     mailbox: MailboxId,
-    uid: u32,
-    modseq: u64,
+    message: &NewMessage,
+    flags: &FlagSet,
+    changes: &mut Vec<Change>,
+) -> Result<Appended> {
+    let mut target = Counters::load(conn, mailbox)?;
+    let content = Content {
+        blob: insert_blob(conn, &message.raw)?,
+        flags: flags.stored(),
+        internal_date: message.internal_date,
+        size: message.raw.len() as u64,
+    };
+    let uid = insert(conn, &mut target, &content, changes)?;
+    target.save(conn)?;
+    Ok(Appended {
+        uid_validity: target.uid_validity,
+        uid,
+    })
 }
 
-/// Takes the mailbox's next UID and MODSEQ. Both are counters kept on the mailbox rather
-/// than derived from its messages, so a UID is never handed out twice, even after the
-/// message that had it is gone (RFC 9051 §2.3.1.1).
-fn next_slot(conn: &Connection, account: AccountId, name: &str) -> Result<Slot> {
-    let found: Option<(MailboxId, u32, u64)> = conn
-        .prepare_cached(
-            "SELECT id, uid_next, highest_modseq FROM mailboxes WHERE account = ?1 AND name = ?2",
-        )
-        .and_then(|mut select| {
-            select
-                .query_row(params![account, name], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                })
-                .optional()
-        })
-        .map_err(sql_error("look up target mailbox"))?;
-    let Some((mailbox, uid, highest_modseq)) = found else {
-        return Err(StoreError::NotFound(format!(
-            "mailbox {name:?} of account {account}"
-        )));
-    };
-    // uid_next must itself stay a valid 32-bit UID, so the last one is never used.
-    if uid == u32::MAX {
-        return Err(StoreError::Database(format!(
-            "mailbox {name:?} of account {account} has used up its UIDs"
-        )));
+/// RFC 9051 §6.4.7: the copies share the source's bytes and keep its flags and internal
+/// date; UIDs that are not in the source are skipped.
+pub(super) fn copy_messages(
+    conn: &Connection,
+    from: MailboxId,
+    uids: &[u32],
+    to: MailboxId,
+    changes: &mut Vec<Change>,
+) -> Result<Copied> {
+    Counters::load(conn, from)?;
+    let mut target = Counters::load(conn, to)?;
+    let mut copied = Vec::new();
+    for source in stored(conn, from, uids)? {
+        let uid = insert(conn, &mut target, &source.content, changes)?;
+        copied.push((source.uid, uid));
     }
-    let modseq = highest_modseq + 1;
-    conn.prepare_cached("UPDATE mailboxes SET uid_next = ?2, highest_modseq = ?3 WHERE id = ?1")
-        .and_then(|mut update| update.execute(params![mailbox, uid + 1, modseq]))
-        .map_err(sql_error("advance mailbox UID"))?;
-    Ok(Slot {
-        mailbox,
-        uid,
-        modseq,
+    target.save(conn)?;
+    Ok(Copied {
+        uid_validity: target.uid_validity,
+        uids: copied,
     })
+}
+
+/// RFC 6851: the copy and the removal of the sources are one transaction, so a client
+/// never sees a message in both mailboxes or in neither.
+pub(super) fn move_messages(
+    conn: &Connection,
+    from: MailboxId,
+    uids: &[u32],
+    to: MailboxId,
+    changes: &mut Vec<Change>,
+) -> Result<Copied> {
+    let copied = copy_messages(conn, from, uids, to, changes)?;
+    let sources: Vec<u32> = copied.uids.iter().map(|(source, _)| *source).collect();
+    expunge::remove(conn, from, &sources, changes)?;
+    Ok(copied)
+}
+
+fn insert_blob(conn: &Connection, raw: &[u8]) -> Result<i64> {
+    conn.prepare_cached("INSERT INTO blobs (raw) VALUES (?1)")
+        .and_then(|mut insert| insert.execute([raw]))
+        .map_err(sql_error("store message bytes"))?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// What a message's row holds besides its place (mailbox, UID, MODSEQ).
+pub(super) struct Content {
+    pub(super) blob: i64,
+    pub(super) flags: String,
+    pub(super) internal_date: i64,
+    pub(super) size: u64,
+}
+
+/// Adds a message with `content` to `mailbox` under its next UID and MODSEQ; the caller
+/// saves the counters.
+fn insert(
+    conn: &Connection,
+    mailbox: &mut Counters,
+    content: &Content,
+    changes: &mut Vec<Change>,
+) -> Result<u32> {
+    let uid = mailbox.take_uid()?;
+    let modseq = mailbox.take_modseq();
+    conn.prepare_cached(
+        "INSERT INTO messages (mailbox, uid, blob, flags, internal_date, size, modseq) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut insert| {
+        insert.execute(params![
+            mailbox.id,
+            uid,
+            content.blob,
+            content.flags,
+            content.internal_date,
+            content.size,
+            modseq
+        ])
+    })
+    .map_err(sql_error("add message to mailbox"))?;
+    changes.push(Change::MessageAdded {
+        account: mailbox.account,
+        mailbox: mailbox.id,
+        uid,
+    });
+    Ok(uid)
+}
+
+/// A message as stored, read by writes that change or copy it.
+pub(super) struct Stored {
+    pub(super) uid: u32,
+    pub(super) modseq: u64,
+    pub(super) content: Content,
+}
+
+/// Those of `uids` that are in the mailbox, in ascending UID order, each once.
+pub(super) fn stored(conn: &Connection, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<Stored>> {
+    let mut uids = uids.to_vec();
+    uids.sort_unstable();
+    uids.dedup();
+    let mut select = conn
+        .prepare_cached(
+            "SELECT blob, flags, internal_date, size, modseq FROM messages \
+             WHERE mailbox = ?1 AND uid = ?2",
+        )
+        .map_err(sql_error("read message"))?;
+    let mut found = Vec::new();
+    for uid in uids {
+        let row = select
+            .query_row(params![mailbox, uid], |row| {
+                Ok(Stored {
+                    uid,
+                    modseq: row.get(4)?,
+                    content: Content {
+                        blob: row.get(0)?,
+                        flags: row.get(1)?,
+                        internal_date: row.get(2)?,
+                        size: row.get(3)?,
+                    },
+                })
+            })
+            .optional()
+            .map_err(sql_error("read message"))?;
+        found.extend(row);
+    }
+    Ok(found)
+}
+
+/// Every UID in the mailbox, ascending.
+pub(super) fn uids(conn: &Connection, mailbox: MailboxId) -> Result<Vec<u32>> {
+    let mut select = conn
+        .prepare_cached("SELECT uid FROM messages WHERE mailbox = ?1 ORDER BY uid")
+        .map_err(sql_error("list messages"))?;
+    select
+        .query_map([mailbox], |row| row.get(0))
+        .and_then(Iterator::collect)
+        .map_err(sql_error("list messages"))
 }
 
 pub(super) fn messages(conn: &Connection, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
@@ -132,7 +236,7 @@ pub(super) fn messages(conn: &Connection, mailbox: MailboxId) -> Result<Vec<Mess
             Ok(MessageMeta {
                 mailbox,
                 uid: row.get(0)?,
-                flags: flags.split_whitespace().map(str::to_string).collect(),
+                flags: FlagSet::from_stored(&flags).into_vec(),
                 internal_date: row.get(2)?,
                 size: row.get(3)?,
                 modseq: row.get(4)?,
@@ -172,6 +276,17 @@ pub(super) fn blobs_of_account(conn: &Connection, account: AccountId) -> Result<
         .query_map([account], |row| row.get(0))
         .and_then(Iterator::collect)
         .map_err(sql_error("list account's messages"))
+}
+
+/// The bytes the mailbox's messages refer to, collected before it is deleted.
+pub(super) fn blobs_of_mailbox(conn: &Connection, mailbox: MailboxId) -> Result<Vec<i64>> {
+    let mut select = conn
+        .prepare_cached("SELECT DISTINCT blob FROM messages WHERE mailbox = ?1")
+        .map_err(sql_error("list mailbox's messages"))?;
+    select
+        .query_map([mailbox], |row| row.get(0))
+        .and_then(Iterator::collect)
+        .map_err(sql_error("list mailbox's messages"))
 }
 
 /// Deletes those of `blobs` that no message and no queue entry refers to any more.

@@ -6,6 +6,8 @@
 //! an fsync, which is what lets a delivery's 250 reply promise the message is on disk.
 
 mod accounts;
+mod expunge;
+mod flags;
 mod mailboxes;
 mod messages;
 mod queue;
@@ -13,6 +15,8 @@ mod readers;
 mod schema;
 mod writer;
 
+#[cfg(test)]
+mod mailbox_tests;
 #[cfg(test)]
 mod tests;
 
@@ -26,9 +30,11 @@ use tokio::sync::broadcast;
 
 use self::readers::Readers;
 use self::writer::Writer;
+use crate::flags::FlagSet;
 use crate::{
-    Account, AccountId, Change, Delivered, Delivery, Mailbox, MailboxId, MessageMeta, QueueEntry,
-    QueueId, Result, Store, StoreError, names,
+    Account, AccountId, Appended, Change, Copied, Delivered, Delivery, FlagUpdate, FlagsUpdated,
+    Mailbox, MailboxId, MessageMeta, NewMessage, QueueEntry, QueueId, Result, Store, StoreError,
+    names,
 };
 
 /// The file inside the data directory.
@@ -97,6 +103,13 @@ fn configure_writer(conn: &Connection) -> Result<()> {
 /// Wraps a SQLite error with what the store was doing when it happened.
 fn sql_error(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::Database(format!("{context}: {e}"))
+}
+
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    error.sqlite_error().is_some_and(|e| {
+        e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    })
 }
 
 /// Seconds since the Unix epoch; a clock before 1970 counts as the epoch.
@@ -199,6 +212,97 @@ impl Store for EmbeddedStore {
     async fn message_raw(&self, mailbox: MailboxId, uid: u32) -> Result<Option<Vec<u8>>> {
         self.readers
             .run(move |conn| messages::message_raw(conn, mailbox, uid))
+            .await
+    }
+
+    async fn create_mailbox(&self, account: AccountId, name: &str) -> Result<Mailbox> {
+        let name = names::new_mailbox(name)?;
+        self.writer
+            .submit(move |conn, changes| {
+                mailboxes::create(conn, account, &name, unix_now(), changes)
+            })
+            .await
+    }
+
+    async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = names::mailbox(name).to_string();
+        self.writer
+            .submit(move |conn, changes| mailboxes::delete(conn, account, &name, changes))
+            .await
+    }
+
+    async fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
+        let from = names::mailbox(from).to_string();
+        let to = names::new_mailbox(to)?;
+        self.writer
+            .submit(move |conn, changes| {
+                mailboxes::rename(conn, account, &from, &to, unix_now(), changes)
+            })
+            .await
+    }
+
+    async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<()> {
+        let name = names::mailbox(name).to_string();
+        self.writer
+            .submit(move |conn, changes| {
+                mailboxes::set_subscribed(conn, account, &name, subscribed, changes)
+            })
+            .await
+    }
+
+    async fn append(&self, mailbox: MailboxId, message: NewMessage) -> Result<Appended> {
+        let flags = FlagSet::parse(&message.flags)?;
+        self.writer
+            .submit(move |conn, changes| messages::append(conn, mailbox, &message, &flags, changes))
+            .await
+    }
+
+    async fn update_flags(&self, mailbox: MailboxId, update: FlagUpdate) -> Result<FlagsUpdated> {
+        let flags = FlagSet::parse(&update.flags)?;
+        self.writer
+            .submit(move |conn, changes| {
+                flags::update_flags(conn, mailbox, &update, &flags, changes)
+            })
+            .await
+    }
+
+    async fn expunge(&self, mailbox: MailboxId, uids: Option<Vec<u32>>) -> Result<Vec<u32>> {
+        self.writer
+            .submit(move |conn, changes| expunge::expunge(conn, mailbox, uids.as_deref(), changes))
+            .await
+    }
+
+    async fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: Vec<u32>,
+        to: MailboxId,
+    ) -> Result<Copied> {
+        self.writer
+            .submit(move |conn, changes| messages::copy_messages(conn, from, &uids, to, changes))
+            .await
+    }
+
+    async fn move_messages(
+        &self,
+        from: MailboxId,
+        uids: Vec<u32>,
+        to: MailboxId,
+    ) -> Result<Copied> {
+        self.writer
+            .submit(move |conn, changes| messages::move_messages(conn, from, &uids, to, changes))
+            .await
+    }
+
+    async fn expunged_since(&self, mailbox: MailboxId, modseq: u64) -> Result<Vec<u32>> {
+        self.readers
+            .run(move |conn| expunge::expunged_since(conn, mailbox, modseq))
+            .await
+    }
+
+    async fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<Mailbox>> {
+        self.readers
+            .run(move |conn| mailboxes::by_id(conn, mailbox))
             .await
     }
 

@@ -81,6 +81,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (queue, position)
     ) WITHOUT ROWID;
     ",
+    // 2: tombstones of expunged messages, for QRESYNC's VANISHED (RFC 7162 §3.2.10).
+    "
+    CREATE TABLE expunged (
+        mailbox INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid     INTEGER NOT NULL,
+        -- The mailbox's MODSEQ of the expunge that removed it.
+        modseq  INTEGER NOT NULL,
+        PRIMARY KEY (mailbox, uid)
+    ) WITHOUT ROWID;
+    CREATE INDEX expunged_by_modseq ON expunged (mailbox, modseq);
+    ",
 ];
 
 /// Applies the steps this store has not seen yet and returns how many that was.
@@ -121,6 +132,31 @@ mod tests {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn a_version_1_store_keeps_its_mailboxes_and_gains_tombstones() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO domains VALUES ('example.test');
+             INSERT INTO accounts VALUES (1, 'a@example.test', 'example.test', 'x');
+             INSERT INTO mailboxes (id, account, name, uid_validity) VALUES (7, 1, 'INBOX', 1);",
+        )
+        .unwrap();
+
+        assert_eq!(migrate(&mut conn).unwrap(), MIGRATIONS.len() - 1);
+
+        conn.execute(
+            "INSERT INTO expunged (mailbox, uid, modseq) VALUES (7, 1, 2)",
+            [],
+        )
+        .unwrap();
+        let mailboxes: i64 = conn
+            .query_row("SELECT COUNT(*) FROM mailboxes", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mailboxes, 1);
     }
 
     #[test]

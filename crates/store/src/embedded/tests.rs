@@ -8,25 +8,29 @@ use crate::{
     DEFAULT_MAILBOXES, LocalTarget, Outbound, QueueRecipient, RecipientStatus, StoreError,
 };
 
-fn open(dir: &TempDir) -> EmbeddedStore {
+pub(super) fn open(dir: &TempDir) -> EmbeddedStore {
     EmbeddedStore::open(dir.path()).expect("open store")
 }
 
-async fn create(store: &EmbeddedStore, address: &str) -> Account {
+pub(super) async fn create(store: &EmbeddedStore, address: &str) -> Account {
     store
         .create_account(address, "$argon2id$test")
         .await
         .expect("create account")
 }
 
-fn inbox(account: &Account) -> LocalTarget {
+pub(super) fn inbox(account: &Account) -> LocalTarget {
     LocalTarget {
         account: account.id,
         mailbox: "INBOX".into(),
     }
 }
 
-fn delivery(raw: &[u8], local: Vec<LocalTarget>, outbound: Option<Outbound>) -> Delivery {
+pub(super) fn delivery(
+    raw: &[u8],
+    local: Vec<LocalTarget>,
+    outbound: Option<Outbound>,
+) -> Delivery {
     Delivery {
         raw: Arc::new(raw.to_vec()),
         internal_date: 1_700_000_000,
@@ -42,7 +46,7 @@ fn outbound(recipients: &[&str]) -> Outbound {
     }
 }
 
-async fn mailbox_id(store: &EmbeddedStore, account: &Account, name: &str) -> MailboxId {
+pub(super) async fn mailbox_id(store: &EmbeddedStore, account: &Account, name: &str) -> MailboxId {
     store
         .mailbox(account.id, name)
         .await
@@ -51,7 +55,7 @@ async fn mailbox_id(store: &EmbeddedStore, account: &Account, name: &str) -> Mai
         .id
 }
 
-async fn blob_count(store: &EmbeddedStore) -> i64 {
+pub(super) async fn blob_count(store: &EmbeddedStore) -> i64 {
     store
         .readers
         .run(|conn| {
