@@ -1,4 +1,24 @@
 //! SMTP server sessions for the MX port (25) and submission (587 STARTTLS, 465 implicit).
+//!
+//! The protocol lives in a state machine without I/O (`session.rs`, with its parts:
+//! `commands.rs`, `auth.rs`, `envelope.rs`, `data.rs`, `bdat.rs`, `body.rs`,
+//! `received.rs`, `submission_headers.rs`, `reply.rs`); `driver.rs` is the async loop that
+//! connects it to a [`MailStream`], the store and the login checker.
+
+mod auth;
+mod bdat;
+mod body;
+mod commands;
+mod data;
+mod driver;
+mod envelope;
+mod received;
+mod reply;
+mod session;
+mod submission_headers;
+#[cfg(test)]
+mod testing;
+mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,6 +26,9 @@ use std::time::Duration;
 use sealpost_store::{Login, Store};
 use sealpost_tls::{MailStream, TlsAcceptor};
 use tokio::sync::watch;
+
+use crate::driver::Env;
+use crate::session::SessionConfig;
 
 /// Which port a session serves; it decides what is offered and required.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,11 +43,20 @@ pub enum ListenerKind {
 
 #[derive(Debug, Clone)]
 pub struct SmtpLimits {
+    /// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4: 512); longer lines get
+    /// `500 5.5.2` and the session goes on.
     pub max_command_line: usize,
+    /// Longest DATA line, CRLF included (RFC 5321 §4.5.3.1.6: 1000); a message with a
+    /// longer line is refused with `500 5.5.6`.
     pub max_text_line: usize,
+    /// Largest message accepted, in octets, as received (before our trace headers);
+    /// advertised as SIZE.
     pub max_message_size: usize,
+    /// Recipients per transaction; more get `452 4.5.3`.
     pub max_recipients: usize,
+    /// 5xx replies after which the session says `421 4.7.0` and ends.
     pub max_errors: u32,
+    /// Silence after which the session says `421 4.4.2` and ends.
     pub idle_timeout: Duration,
 }
 
@@ -53,7 +85,17 @@ pub struct SmtpService {
 impl SmtpService {
     /// Runs one session to its end. `stream` is already TLS on port 465. When `shutdown`
     /// turns true, an idle session says 421 and ends; a transaction under way finishes first.
-    pub async fn serve(&self, mut stream: MailStream, _shutdown: watch::Receiver<bool>) {
-        let _ = stream.write_all(b"421 4.3.0 not implemented\r\n").await;
+    pub async fn serve(&self, stream: MailStream, shutdown: watch::Receiver<bool>) {
+        let config = SessionConfig {
+            kind: self.kind,
+            hostname: self.hostname.clone(),
+            limits: self.limits.clone(),
+            starttls: true,
+        };
+        let env = Env {
+            store: self.store.as_ref(),
+            login: &self.login,
+        };
+        driver::run(config, env, stream, Some(&self.tls), shutdown).await;
     }
 }
