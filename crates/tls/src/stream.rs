@@ -90,26 +90,17 @@ impl MailStream {
     }
 
     /// Reads more bytes from the peer into the buffer; returns how many (0 at EOF).
+    /// Cancel-safe: a read abandoned by `select!` or a timeout loses no bytes.
     pub async fn fill(&mut self) -> io::Result<usize> {
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        let len = self.buf.len();
-        self.buf.resize(len + READ_CHUNK, 0);
-        let read = match &mut self.transport {
-            Transport::Plain(tcp) => tcp.read(&mut self.buf[len..]).await,
-            Transport::Tls(tls) => tls.read(&mut self.buf[len..]).await,
-        };
-        let n = match read {
-            Ok(n) => n,
-            Err(e) => {
-                self.buf.truncate(len);
-                return Err(e);
-            }
-        };
-        self.buf.truncate(len + n);
-        Ok(n)
+        self.buf.reserve(READ_CHUNK);
+        match &mut self.transport {
+            Transport::Plain(tcp) => tcp.read_buf(&mut self.buf).await,
+            Transport::Tls(tls) => tls.read_buf(&mut self.buf).await,
+        }
     }
 
     /// Reads one line of at most `max` octets (line ending included).
