@@ -7,6 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sealpost_imap::ImapService;
+use sealpost_pop3::Pop3Service;
 use sealpost_smtp::SmtpService;
 use sealpost_tls::{MailStream, TlsAcceptor};
 use tokio::net::{TcpListener, TcpStream};
@@ -17,13 +19,17 @@ use crate::config::ListenerName;
 
 /// The session a listener hands its connections to.
 pub enum Service {
-    Smtp(Arc<SmtpService>),
+    Smtp(SmtpService),
+    Imap(ImapService),
+    Pop3(Pop3Service),
 }
 
 impl Service {
     async fn serve(&self, stream: MailStream, shutdown: watch::Receiver<bool>) {
         match self {
             Service::Smtp(smtp) => smtp.serve(stream, shutdown).await,
+            Service::Imap(imap) => imap.serve(stream, shutdown).await,
+            Service::Pop3(pop3) => pop3.serve(stream, shutdown).await,
         }
     }
 
@@ -31,6 +37,8 @@ impl Service {
     fn busy_reply(&self) -> &'static [u8] {
         match self {
             Service::Smtp(_) => b"421 4.7.0 too many connections, try again later\r\n",
+            Service::Imap(_) => b"* BYE [UNAVAILABLE] too many connections, try again later\r\n",
+            Service::Pop3(_) => b"-ERR [SYS/TEMP] too many connections, try again later\r\n",
         }
     }
 }

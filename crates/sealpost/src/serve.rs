@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sealpost_imap::ImapService;
+use sealpost_pop3::Pop3Service;
 use sealpost_smtp::{ListenerKind, SmtpService};
 use sealpost_store::{Login, LoginPolicy, Store};
-use sealpost_tls::{AppProtocol, TlsServer, TlsSettings};
+use sealpost_tls::{AppProtocol, TlsAcceptor, TlsServer, TlsSettings};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -39,25 +41,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let mut listeners = Vec::new();
     for (name, address) in config.listeners()? {
-        let Some((kind, protocol)) = smtp_kind(name) else {
-            println!(
-                "{:<12} {address}  not served yet: IMAP and POP3 are not implemented in this version",
-                name.key()
-            );
-            continue;
-        };
         let socket = bind(name, address).await?;
-        let acceptor = tls.acceptor(name.key(), protocol, config.session_tickets(name));
-        let service = Arc::new(Service::Smtp(Arc::new(SmtpService {
-            kind,
-            hostname: config.hostname.clone(),
-            store: store.clone(),
-            login: login.clone(),
-            tls: acceptor.clone(),
-            limits: config.smtp_limits(),
-        })));
-        let bound = socket.local_addr()?;
-        println!("{:<12} {bound}  {}", name.key(), tls_mode(name));
+        let acceptor = tls.acceptor(name.key(), app_protocol(name), config.session_tickets(name));
+        let service = Arc::new(service(name, &config, &store, &login, &acceptor));
+        println!(
+            "{:<12} {}  {}",
+            name.key(),
+            socket.local_addr()?,
+            tls_mode(name)
+        );
         listeners.push(Listener {
             name,
             socket,
@@ -66,7 +58,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
     match tls.ca_certificate_path() {
-        Some(ca) => println!("clients must trust the generated CA certificate {}", ca.display()),
+        Some(ca) => println!(
+            "clients must trust the generated CA certificate {}",
+            ca.display()
+        ),
         None => println!("serving the configured certificate"),
     }
     tls.watch();
@@ -84,7 +79,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
 
     let signal_name = wait_for_stop_signal().await?;
-    info!(signal = signal_name, "stopping: no new connections, finishing sessions in flight");
+    info!(
+        signal = signal_name,
+        "stopping: no new connections, finishing sessions in flight"
+    );
     let _ = shutdown_tx.send(true);
     for task in accepting {
         let _ = task.await;
@@ -116,12 +114,49 @@ fn tls_settings(config: &Config) -> TlsSettings {
     }
 }
 
-fn smtp_kind(name: ListenerName) -> Option<(ListenerKind, AppProtocol)> {
+fn app_protocol(name: ListenerName) -> AppProtocol {
     match name {
-        ListenerName::Smtp => Some((ListenerKind::Mx, AppProtocol::Smtp)),
-        ListenerName::Submission => Some((ListenerKind::Submission, AppProtocol::Smtp)),
-        ListenerName::Submissions => Some((ListenerKind::Submissions, AppProtocol::Smtp)),
-        _ => None,
+        ListenerName::Smtp | ListenerName::Submission | ListenerName::Submissions => {
+            AppProtocol::Smtp
+        }
+        ListenerName::Imap | ListenerName::Imaps => AppProtocol::Imap,
+        ListenerName::Pop3 | ListenerName::Pop3s => AppProtocol::Pop3,
+    }
+}
+
+fn service(
+    name: ListenerName,
+    config: &Config,
+    store: &Arc<dyn Store>,
+    login: &Arc<Login>,
+    acceptor: &TlsAcceptor,
+) -> Service {
+    let smtp = |kind| {
+        Service::Smtp(SmtpService {
+            kind,
+            hostname: config.hostname.clone(),
+            store: store.clone(),
+            login: login.clone(),
+            tls: acceptor.clone(),
+            limits: config.smtp_limits(),
+        })
+    };
+    match name {
+        ListenerName::Smtp => smtp(ListenerKind::Mx),
+        ListenerName::Submission => smtp(ListenerKind::Submission),
+        ListenerName::Submissions => smtp(ListenerKind::Submissions),
+        ListenerName::Imap | ListenerName::Imaps => Service::Imap(ImapService {
+            hostname: config.hostname.clone(),
+            store: store.clone(),
+            login: login.clone(),
+            tls: acceptor.clone(),
+        }),
+        ListenerName::Pop3 | ListenerName::Pop3s => Service::Pop3(Pop3Service::new(
+            config.hostname.clone(),
+            store.clone(),
+            login.clone(),
+            acceptor.clone(),
+        )),
     }
 }
 
