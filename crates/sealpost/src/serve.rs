@@ -58,10 +58,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
     match tls.ca_certificate_path() {
-        Some(ca) => println!(
-            "clients must trust the generated CA certificate {}",
-            ca.display()
-        ),
+        Some(ca) => println!("clients must trust the generated CA certificate {}", ca.display()),
         None => println!("serving the configured certificate"),
     }
     tls.watch();
@@ -79,10 +76,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
 
     let signal_name = wait_for_stop_signal().await?;
-    info!(
-        signal = signal_name,
-        "stopping: no new connections, finishing sessions in flight"
-    );
+    info!(signal = signal_name, "stopping: no new connections, finishing sessions in flight");
     let _ = shutdown_tx.send(true);
     for task in accepting {
         let _ = task.await;
