@@ -166,7 +166,10 @@ class Server:
 
     # ---- process ----
 
-    def start(self):
+    def start(self, wait_for_signals=True):
+        """Starts `serve` and parses its ready lines. With `wait_for_signals`, also waits until its signal
+        handlers are installed: the server announces readiness before that (see
+        test_serve.py::test_sigterm_right_after_ready_lines_exits_0)."""
         for address, password in self.accounts.items():
             if self._starts == 0:
                 self.cli("account", "add", address, input=password + "\n")
@@ -220,7 +223,24 @@ class Server:
             if len(words) >= 2 and words[0] in ("smtp", "submission", "submissions") and ":" in words[1]:
                 host, port = words[1].rsplit(":", 1)
                 self.ports[words[0]] = int(port)
+        if wait_for_signals:
+            self.wait_for_signal_handlers()
         return self
+
+    def wait_for_signal_handlers(self, timeout=10):
+        """Waits until the process catches SIGTERM, SIGINT and SIGHUP (Linux: SigCgt in
+        /proc/PID/status), so a signal sent by the test is handled, not fatal."""
+        wanted = (1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGHUP - 1))
+        deadline = time.monotonic() + timeout
+        while True:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+            caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+            if caught & wanted == wanted:
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"server does not handle SIGTERM/SIGINT/SIGHUP {timeout}s after starting "
+                            f"(SigCgt {caught:#x})")
+            time.sleep(0.005)
 
     def stderr(self) -> str:
         if self.stderr_path and self.stderr_path.exists():
@@ -254,11 +274,11 @@ class Server:
         if self.proc is not None:
             self.exit_code = self.proc.wait(timeout=10)
 
-    def restart(self):
+    def restart(self, wait_for_signals=True):
         if self.proc is not None and self.exit_code is None:
             code = self.stop()
             assert code == 0, f"server exited {code} on SIGTERM; stderr: {self.stderr()}"
-        return self.start()
+        return self.start(wait_for_signals=wait_for_signals)
 
     # ---- clients ----
 
@@ -290,13 +310,13 @@ DEFAULT_CONFIG = {
 def make_server(tmp_path):
     servers = []
 
-    def factory(config=None, accounts=None, start=True, name=None):
+    def factory(config=None, accounts=None, start=True, name=None, wait_for_signals=True):
         root = tmp_path / (name or f"server{len(servers)}")
         server = Server(root, merge(DEFAULT_CONFIG, config or {}),
                         PASSWORDS if accounts is None else accounts)
         servers.append(server)
         if start:
-            server.start()
+            server.start(wait_for_signals=wait_for_signals)
         return server
 
     yield factory

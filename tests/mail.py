@@ -47,8 +47,9 @@ def header_values(stored: bytes, name: str):
     values = []
     current = None
     for line in header_section(stored).split(b"\r\n"):
-        if line.startswith((b" ", b"\t")) and current is not None:
-            values[-1] += b" " + line.strip()
+        if line.startswith((b" ", b"\t")):
+            if current:
+                values[-1] += b" " + line.strip()
             continue
         field, sep, value = line.partition(b":")
         current = field.strip().lower() == name.lower().encode() if sep else None

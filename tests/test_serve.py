@@ -8,7 +8,7 @@ import time
 
 from conftest import PASSWORDS, sealpost_bin, split_trace
 from mail import message, smtp
-from smtp_wire import SmtpWire
+from smtp_wire import Closed, SmtpWire
 
 
 def serve_expecting_failure(server, timeout=20):
@@ -161,3 +161,28 @@ def test_account_in_a_new_domain_makes_the_domain_local(server):
     entries = server.mail_list(dan)
     assert len(entries) == 1, entries
     split_trace(server.mail_cat(dan, entries[0][0]), sent)
+
+
+def test_sigterm_right_after_ready_lines_exits_0(make_server):
+    # A supervisor may stop the server the moment it says it is ready.
+    for attempt in range(3):
+        server = make_server(accounts={}, name=f"attempt{attempt}", wait_for_signals=False)
+        server.signal(signal.SIGTERM)
+        code = server.wait(timeout=15)
+        server.expect_clean_exit = False  # asserted here, not again at teardown
+        assert code == 0, f"attempt {attempt}: exit {code} for SIGTERM right after the ready lines"
+
+
+def test_sighup_right_after_ready_lines_keeps_serving(make_server):
+    # A certificate deploy hook may fire while the server is starting.
+    for attempt in range(5):
+        server = make_server(accounts={}, name=f"attempt{attempt}", wait_for_signals=False)
+        server.signal(signal.SIGHUP)
+        try:
+            with SmtpWire(server.ports["smtp"]) as wire:
+                wire.greeting()
+                assert wire.command("QUIT").code == 221
+        except (OSError, Closed) as e:
+            server.expect_clean_exit = False  # asserted here, not again at teardown
+            code = server.wait(timeout=10)
+            raise AssertionError(f"attempt {attempt}: SIGHUP killed the server (exit {code}): {e!r}")

@@ -32,7 +32,7 @@ def stored_message_ids(server):
 def test_swaks_starttls_with_auth_plain_on_587_delivers(server):
     message_id = new_message_id("swaks-587")
     code, output = swaks(server, "submission", "--tls", *verified_tls(server), "--auth", "PLAIN",
-                         *credentials(), "--header", f"Message-ID: {message_id}")
+                         *credentials(), "--header", f"Message-Id: {message_id}")
     assert code == 0, output
     assert stored_message_ids(server) == [message_id]
     stored = server.mail_cat(BOB, server.mail_list(BOB)[0][0])
@@ -42,7 +42,7 @@ def test_swaks_starttls_with_auth_plain_on_587_delivers(server):
 def test_swaks_tls_on_connect_with_auth_on_465_delivers(server):
     message_id = new_message_id("swaks-465")
     code, output = swaks(server, "submissions", "--tlsc", *verified_tls(server), "--auth", "PLAIN",
-                         *credentials(), "--header", f"Message-ID: {message_id}")
+                         *credentials(), "--header", f"Message-Id: {message_id}")
     assert code == 0, output
     assert stored_message_ids(server) == [message_id]
 
