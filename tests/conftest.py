@@ -21,6 +21,7 @@ PASSWORDS = {
     "alice@example.test": "alice-secret-1",
     "bob@example.test": "bob-secret-2",
 }
+LISTENER_KEYS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
 STARTUP_TIMEOUT = 30
 STOP_TIMEOUT = 40
 CLI_TIMEOUT = 30
@@ -220,7 +221,7 @@ class Server:
                 break
             if line.strip() == "serving the configured certificate":
                 break
-            if len(words) >= 2 and words[0] in ("smtp", "submission", "submissions") and ":" in words[1]:
+            if len(words) >= 2 and words[0] in LISTENER_KEYS and ":" in words[1]:
                 host, port = words[1].rsplit(":", 1)
                 self.ports[words[0]] = int(port)
         if wait_for_signals:

@@ -13,7 +13,7 @@ use sealpost_smtp::{ListenerKind, SmtpService};
 use sealpost_store::{Login, LoginPolicy, Store};
 use sealpost_tls::{AppProtocol, TlsAcceptor, TlsServer, TlsSettings};
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -22,6 +22,9 @@ use crate::config::{Config, ListenerName};
 use crate::listener::{ConnectionLimits, Listener, Service};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // Catch the stop signals before anything is announced, so a supervisor that signals
+    // as soon as it sees the ready lines never kills us mid-transaction.
+    let stop = StopSignals::install()?;
     let tls = TlsServer::load(tls_settings(&config)).context("cannot set up TLS")?;
     let store: Arc<dyn Store> = Arc::new(open_store(&config)?);
     for domain in &config.local_domains {
@@ -39,6 +42,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         },
     ));
 
+    tls.watch();
     let mut listeners = Vec::new();
     for (name, address) in config.listeners()? {
         let socket = bind(name, address).await?;
@@ -61,7 +65,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Some(ca) => println!("clients must trust the generated CA certificate {}", ca.display()),
         None => println!("serving the configured certificate"),
     }
-    tls.watch();
 
     let limits = ConnectionLimits::new(
         config.limits.max_connections,
@@ -75,7 +78,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ));
     }
 
-    let signal_name = wait_for_stop_signal().await?;
+    let signal_name = stop.wait().await;
     info!(signal = signal_name, "stopping: no new connections, finishing sessions in flight");
     let _ = shutdown_tx.send(true);
     for task in accepting {
@@ -189,11 +192,23 @@ async fn bind(name: ListenerName, address: SocketAddr) -> anyhow::Result<TcpList
     })
 }
 
-async fn wait_for_stop_signal() -> anyhow::Result<&'static str> {
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+struct StopSignals {
+    term: Signal,
+    int: Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
+    }
+
+    async fn wait(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
