@@ -1,6 +1,7 @@
 //! IMAP4rev2 (RFC 9051) and IMAP4rev1 (RFC 3501) server sessions on ports 143 (STARTTLS)
 //! and 993 (implicit TLS).
 
+pub mod message;
 pub mod section;
 
 use std::sync::Arc;
