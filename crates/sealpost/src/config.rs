@@ -74,9 +74,16 @@ impl Default for TlsConfig {
             key: None,
             certificates: Vec::new(),
             client_ca: None,
-            session_tickets: ["submission", "submissions", "imap", "imaps", "pop3", "pop3s"]
-                .map(String::from)
-                .to_vec(),
+            session_tickets: [
+                "submission",
+                "submissions",
+                "imap",
+                "imaps",
+                "pop3",
+                "pop3s",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -255,7 +262,9 @@ impl Config {
         }
         for server in &self.dns.nameservers {
             server.parse::<SocketAddr>().with_context(|| {
-                format!("[dns] nameservers: {server:?} is not an address:port like \"127.0.0.1:53\"")
+                format!(
+                    "[dns] nameservers: {server:?} is not an address:port like \"127.0.0.1:53\""
+                )
             })?;
         }
         for name in &self.tls.session_tickets {
@@ -282,7 +291,10 @@ impl Config {
                 format!(
                     "[listeners] {} = {address:?} is not an address:port like \"0.0.0.0:{}\"",
                     name.key(),
-                    name.default_address().rsplit(':').next().unwrap_or_default()
+                    name.default_address()
+                        .rsplit(':')
+                        .next()
+                        .unwrap_or_default()
                 )
             })?;
             enabled.push((name, parsed));

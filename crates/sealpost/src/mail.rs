@@ -33,7 +33,10 @@ pub async fn run(command: MailCommand, config: &Config) -> anyhow::Result<()> {
             let mailbox = find_mailbox(&store, &address, &mailbox).await?;
             let mut out = std::io::stdout().lock();
             for meta in store.messages(mailbox).await? {
-                let raw = store.message_raw(mailbox, meta.uid).await?.unwrap_or_default();
+                let raw = store
+                    .message_raw(mailbox, meta.uid)
+                    .await?
+                    .unwrap_or_default();
                 let id = message_id(&raw).unwrap_or("-");
                 writeln!(out, "{} {} {}", meta.uid, meta.size, id)?;
             }

@@ -62,7 +62,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
     match tls.ca_certificate_path() {
-        Some(ca) => println!("clients must trust the generated CA certificate {}", ca.display()),
+        Some(ca) => println!(
+            "clients must trust the generated CA certificate {}",
+            ca.display()
+        ),
         None => println!("serving the configured certificate"),
     }
 
@@ -79,7 +82,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
 
     let signal_name = stop.wait().await;
-    info!(signal = signal_name, "stopping: no new connections, finishing sessions in flight");
+    info!(
+        signal = signal_name,
+        "stopping: no new connections, finishing sessions in flight"
+    );
     let _ = shutdown_tx.send(true);
     for task in accepting {
         let _ = task.await;
