@@ -1,0 +1,304 @@
+//! The selected mailbox as this session has told its client about it: the seq→UID map
+//! (each session has its own, RFC 9051 §2.3.1.2), the MODSEQ last reported per message,
+//! and the change feed through which other sessions' and deliveries' changes arrive.
+//!
+//! Changes are not applied when they arrive but when the protocol lets the session
+//! report them (RFC 9051 §7.5.1): new messages and flag changes after any command,
+//! expunges only after commands that do not use sequence numbers (not during FETCH,
+//! STORE, SEARCH). Until then an expunged message stays in the map as a ghost, so the
+//! client's sequence numbers keep meaning what they meant.
+
+use std::fmt::Write as _;
+
+use sealpost_store::{Change, Mailbox, MailboxId, MessageMeta, Store, StoreError};
+use tokio::sync::broadcast::{self, error::TryRecvError};
+
+use crate::command::SequenceSet;
+use crate::response::{flag_list, sequence_set, untagged};
+
+/// What the client has enabled that changes how updates are reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Enabled {
+    pub rev2: bool,
+    pub condstore: bool,
+    pub qresync: bool,
+}
+
+pub struct SelectedMailbox {
+    pub id: MailboxId,
+    pub name: String,
+    pub read_only: bool,
+    pub uid_validity: u32,
+    uids: Vec<u32>,
+    /// Parallel to `uids`: the MODSEQ whose flags the client has seen.
+    modseqs: Vec<u64>,
+    changes: broadcast::Receiver<Change>,
+    /// A change may have happened that the client has not been told about.
+    dirty: bool,
+}
+
+impl SelectedMailbox {
+    pub fn new(
+        mailbox: &Mailbox,
+        messages: &[MessageMeta],
+        read_only: bool,
+        changes: broadcast::Receiver<Change>,
+    ) -> Self {
+        Self {
+            id: mailbox.id,
+            name: mailbox.name.clone(),
+            read_only,
+            uid_validity: mailbox.uid_validity,
+            uids: messages.iter().map(|m| m.uid).collect(),
+            modseqs: messages.iter().map(|m| m.modseq).collect(),
+            changes,
+            dirty: false,
+        }
+    }
+
+    pub fn exists(&self) -> u32 {
+        self.uids.len() as u32
+    }
+
+    pub fn uids(&self) -> &[u32] {
+        &self.uids
+    }
+
+    pub fn seq_of(&self, uid: u32) -> Option<u32> {
+        self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
+    }
+
+    /// The messages a set names, as (sequence number, UID) in ascending order. `*` is
+    /// the last message (or its UID); numbers beyond the mailbox name nothing.
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<(u32, u32)> {
+        let mut indices: Vec<usize> = Vec::new();
+        if let Some(&last_uid) = self.uids.last() {
+            for (low, high) in set.ranges(if uid { last_uid } else { self.exists() }) {
+                let range = if uid {
+                    let start = self.uids.partition_point(|&u| u < low);
+                    let end = self.uids.partition_point(|&u| u <= high);
+                    start..end
+                } else {
+                    let start = (low as usize).saturating_sub(1).min(self.uids.len());
+                    let end = (high as usize).min(self.uids.len());
+                    start..end.max(start)
+                };
+                indices.extend(range);
+            }
+        }
+        indices.sort_unstable();
+        indices.dedup();
+        indices
+            .into_iter()
+            .map(|i| (i as u32 + 1, self.uids[i]))
+            .collect()
+    }
+
+    /// Records that the client has been shown `uid`'s flags as of `modseq`.
+    pub fn seen_modseq(&mut self, uid: u32, modseq: u64) {
+        if let Ok(i) = self.uids.binary_search(&uid) {
+            self.modseqs[i] = self.modseqs[i].max(modseq);
+        }
+    }
+
+    /// Something this session did itself changed the mailbox (APPEND or COPY into it).
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Takes in what the change feed has delivered so far, without waiting.
+    pub fn poll_changes(&mut self) {
+        loop {
+            match self.changes.try_recv() {
+                Ok(change) => {
+                    if self.concerns(&change) {
+                        self.dirty = true;
+                    }
+                }
+                Err(TryRecvError::Lagged(_)) => self.dirty = true,
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// Waits until the feed reports a change to this mailbox (IDLE). Cancel-safe.
+    pub async fn wait_for_change(&mut self) {
+        loop {
+            match self.changes.recv().await {
+                Ok(change) if self.concerns(&change) => {
+                    self.dirty = true;
+                    return;
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.dirty = true;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+            }
+        }
+    }
+
+    fn concerns(&self, change: &Change) -> bool {
+        match change {
+            Change::MessageAdded { mailbox, .. }
+            | Change::FlagsChanged { mailbox, .. }
+            | Change::Expunged { mailbox, .. } => *mailbox == self.id,
+            Change::MailboxesChanged { .. } | Change::QueueAdded { .. } => false,
+        }
+    }
+
+    /// Tells the client what changed since it last heard: new messages (EXISTS), flag
+    /// changes (FETCH), and, when `expunge_allowed`, expunges (EXPUNGE or, with QRESYNC,
+    /// VANISHED).
+    pub async fn report_changes(
+        &mut self,
+        store: &dyn Store,
+        out: &mut Vec<u8>,
+        expunge_allowed: bool,
+        enabled: Enabled,
+    ) -> Result<(), StoreError> {
+        self.poll_changes();
+        if !self.dirty {
+            return Ok(());
+        }
+        let current = store.messages(self.id).await?;
+        let mut ghosts = false;
+
+        // Expunged: known here, gone from the store.
+        let mut gone = Vec::new();
+        let mut next = current.iter().peekable();
+        for &uid in &self.uids {
+            while next.next_if(|m| m.uid < uid).is_some() {}
+            if next.peek().is_none_or(|m| m.uid != uid) {
+                gone.push(uid);
+            }
+        }
+        if !gone.is_empty() {
+            if expunge_allowed {
+                self.report_expunged(&gone, out, enabled);
+            } else {
+                ghosts = true;
+            }
+        }
+
+        // Flag changes of messages the client knows.
+        let mut line = String::new();
+        for meta in &current {
+            let Ok(i) = self.uids.binary_search(&meta.uid) else {
+                continue;
+            };
+            if meta.modseq > self.modseqs[i] {
+                self.modseqs[i] = meta.modseq;
+                line.clear();
+                let _ = write!(line, "{} FETCH (UID {} FLAGS ", i + 1, meta.uid);
+                flag_list(&mut line, &meta.flags);
+                if enabled.condstore {
+                    let _ = write!(line, " MODSEQ ({})", meta.modseq);
+                }
+                line.push(')');
+                untagged(out, &line);
+            }
+        }
+
+        // New messages: UIDs only grow, so they are the ones past the last known.
+        let last = self.uids.last().copied().unwrap_or(0);
+        let before = self.uids.len();
+        for meta in current.iter().filter(|m| m.uid > last) {
+            self.uids.push(meta.uid);
+            self.modseqs.push(meta.modseq);
+        }
+        if self.uids.len() != before {
+            untagged(out, &format!("{} EXISTS", self.uids.len()));
+        }
+        self.dirty = ghosts;
+        Ok(())
+    }
+
+    /// Removes expunged messages from the map and tells the client, in ascending UID
+    /// order, each EXPUNGE numbered as the map stands at that moment.
+    pub fn report_expunged(&mut self, uids: &[u32], out: &mut Vec<u8>, enabled: Enabled) {
+        let mut removed = Vec::new();
+        for &uid in uids {
+            if let Ok(i) = self.uids.binary_search(&uid) {
+                self.uids.remove(i);
+                self.modseqs.remove(i);
+                if !enabled.qresync {
+                    untagged(out, &format!("{} EXPUNGE", i + 1));
+                }
+                removed.push(uid);
+            }
+        }
+        if enabled.qresync && !removed.is_empty() {
+            removed.sort_unstable();
+            untagged(out, &format!("VANISHED {}", sequence_set(&removed)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::SeqNumber;
+
+    fn mailbox(uids: &[u32]) -> SelectedMailbox {
+        let (_tx, rx) = broadcast::channel(4);
+        let mut selected = SelectedMailbox::new(
+            &Mailbox {
+                id: 1,
+                account: 1,
+                name: "INBOX".into(),
+                uid_validity: 7,
+                uid_next: 100,
+                highest_modseq: 1,
+                special_use: None,
+                subscribed: true,
+            },
+            &[],
+            false,
+            rx,
+        );
+        selected.uids = uids.to_vec();
+        selected.modseqs = vec![1; uids.len()];
+        selected
+    }
+
+    fn set(items: &[(SeqNumber, SeqNumber)]) -> SequenceSet {
+        SequenceSet(items.to_vec())
+    }
+
+    #[test]
+    fn sequence_and_uid_sets_resolve_against_the_session_map() {
+        let m = mailbox(&[3, 5, 9, 10]);
+        use SeqNumber::*;
+        assert_eq!(
+            m.resolve(&set(&[(Value(2), Largest)]), false),
+            vec![(2, 5), (3, 9), (4, 10)]
+        );
+        assert_eq!(
+            m.resolve(&set(&[(Value(4), Value(9)), (Value(3), Value(3))]), true),
+            vec![(1, 3), (2, 5), (3, 9)]
+        );
+        // `n:*` with n past the last UID still names the last message (RFC 9051 §6.4.8).
+        assert_eq!(m.resolve(&set(&[(Value(50), Largest)]), true), vec![(4, 10)]);
+        assert_eq!(m.resolve(&set(&[(Value(7), Value(8))]), false), vec![]);
+        assert_eq!(mailbox(&[]).resolve(&set(&[(Value(1), Largest)]), true), vec![]);
+    }
+
+    #[test]
+    fn expunges_are_numbered_as_the_map_shrinks() {
+        let mut m = mailbox(&[3, 5, 9, 10]);
+        let mut out = Vec::new();
+        m.report_expunged(&[5, 9], &mut out, Enabled::default());
+        assert_eq!(out, b"* 2 EXPUNGE\r\n* 2 EXPUNGE\r\n");
+        assert_eq!(m.uids(), &[3, 10]);
+        let mut out = Vec::new();
+        let qresync = Enabled {
+            qresync: true,
+            condstore: true,
+            rev2: false,
+        };
+        m.report_expunged(&[3, 10], &mut out, qresync);
+        assert_eq!(out, b"* VANISHED 3,10\r\n");
+    }
+}
