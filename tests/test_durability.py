@@ -65,6 +65,7 @@ def test_every_acknowledged_message_survives_sigkill_exactly_once(server):
 
     server.start()
     stored_ids = [msgid for _, _, msgid in server.mail_list(BOB)]
+    print(f"{len(acked)} acknowledged before SIGKILL, {len(stored_ids)} stored after restart")
     counts = collections.Counter(stored_ids)
     duplicates = {msgid: n for msgid, n in counts.items() if n > 1}
     assert not duplicates, f"stored more than once: {duplicates}"
