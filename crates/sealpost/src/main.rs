@@ -1,6 +1,7 @@
 //! sealpost: a mail server built around encrypted transport.
 
 mod account;
+mod bench;
 mod config;
 mod listener;
 mod mail;
@@ -37,6 +38,11 @@ enum Command {
         #[command(subcommand)]
         command: mail::MailCommand,
     },
+    /// Load a server and measure it (see scripts/bench-smtp).
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
     /// Inspect the outbound queue.
     Queue {
         #[command(subcommand)]
@@ -72,6 +78,7 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Command::Serve => serve::serve(config).await,
             Command::Account { command } => account::run(command, &config).await,
             Command::Mail { command } => mail::run(command, &config).await,
+            Command::Bench { command } => bench::run(command).await,
             Command::Queue {
                 command: QueueCommand::List,
             } => queue::list(&config).await,
