@@ -67,7 +67,9 @@ def smtp_ssl(port, context, host="127.0.0.1"):
 
 
 def login(client: smtplib.SMTP, user, password, mechanism="PLAIN"):
-    """AUTH with exactly `mechanism` (smtplib's login() picks its own)."""
+    """AUTH with exactly `mechanism` (smtplib's login() picks its own). smtplib's auth()
+    returns a 503 as if it were success, so callers check for 235."""
+    client.ehlo_or_helo_if_needed()
     client.user, client.password = user, password
     return client.auth(mechanism, getattr(client, "auth_" + mechanism.lower()),
                        initial_response_ok=True)

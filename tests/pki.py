@@ -3,19 +3,28 @@
 
 import hashlib
 import secrets
+import shutil
 import ssl
 import subprocess
 from pathlib import Path
+
+import pytest
 
 TIMEOUT = 30
 
 
 def openssl(*args, input=None):
+    require_openssl()
     result = subprocess.run(["openssl", *args], input=input, capture_output=True, timeout=TIMEOUT)
     assert result.returncode == 0, (
         f"openssl {' '.join(args)} failed: {result.stderr.decode(errors='replace')}"
     )
     return result.stdout.decode(errors="replace")
+
+
+def require_openssl():
+    if shutil.which("openssl") is None:
+        pytest.fail("the openssl CLI is not installed: apt-get install openssl (scripts/test does it)")
 
 
 def new_key(path: Path, kind="ec"):

@@ -5,7 +5,7 @@ import subprocess
 import threading
 import time
 
-from pki import pem_fingerprint
+from pki import pem_fingerprint, require_openssl
 
 TIMEOUT = 20
 
@@ -57,6 +57,7 @@ def args_for(port, starttls=True, ca=None, verify_hostname="localhost", serverna
 
 def run(port, *extra, starttls=True, ca=None, verify_hostname="localhost", servername="localhost",
         input=b"QUIT\r\n", timeout=TIMEOUT) -> Run:
+    require_openssl()
     args = args_for(port, starttls, ca, verify_hostname, servername, extra)
     result = subprocess.run(["openssl", *args], input=input, capture_output=True, timeout=timeout)
     output = result.stdout.decode(errors="replace") + "\n" + result.stderr.decode(errors="replace")
@@ -68,6 +69,7 @@ class Interactive:
 
     def __init__(self, port, *extra, starttls=True, ca=None, verify_hostname="localhost",
                  servername="localhost"):
+        require_openssl()
         self.args = args_for(port, starttls, ca, verify_hostname, servername, ("-ign_eof", *extra))
         self.proc = subprocess.Popen(["openssl", *self.args], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -53,7 +53,10 @@ def test_mx_starttls_delivery_stores_trace_headers_then_exactly_the_sent_bytes(s
         assert client.sendmail("sender@remote.test", [BOB], sent) == {}
     stored = only_message(server, BOB)
     split_trace(stored, sent)
-    assert "with ESMTPS (TLSv1.3 TLS_" in received_header(stored), received_header(stored)
+    received = received_header(stored)
+    assert "with ESMTPS (TLSv1.3 TLS_" in received, received
+    # RFC 5321 section 4.4: the EHLO name and the address it came from.
+    assert received.startswith("Received: from client.example.net ([127.0.0.1])"), received
 
 
 def test_mx_stores_8bit_utf8_message_sent_with_smtputf8_and_8bitmime(server):
@@ -102,7 +105,9 @@ def test_submissions_implicit_tls_auth_sends_to_local_account(server):
         assert client.sendmail(ALICE, [BOB], sent) == {}
     stored = only_message(server, BOB)
     split_trace(stored, sent)
-    assert "with ESMTPSA" in received_header(stored), received_header(stored)
+    received = received_header(stored)
+    assert "with ESMTPSA" in received, received
+    assert "TLSv1.3" in received, received
 
 
 def test_mx_rejects_unknown_local_user_with_550_5_1_1(server):
@@ -195,6 +200,14 @@ def test_submission_adds_message_id_and_date_when_missing(server):
     assert server.mail_list(BOB)[0][2] == message_id
 
 
+def test_mx_adds_no_message_id_or_date(server):
+    sent = message(date=False, message_id=False, body="relayed as is\r\n")
+    with mx_over_starttls(server) as client:
+        assert client.sendmail("sender@remote.test", [BOB], sent) == {}
+    split_trace(only_message(server, BOB), sent)
+    assert server.mail_list(BOB)[0][2] is None, "mail list shows a Message-ID the message lacks"
+
+
 def test_submission_keeps_existing_message_id_and_date(server):
     message_id = new_message_id("kept")
     sent = message(sender=ALICE, to=BOB, message_id=message_id)
@@ -223,6 +236,8 @@ def test_bdat_chunks_are_stored_exactly(server):
         assert wire.command("QUIT").code == 221
     stored = only_message(server, BOB)
     split_trace(stored, first + second)
+    received = received_header(stored)
+    assert "with ESMTP " in received + " " and "ESMTPS" not in received, received
 
 
 def test_submission_wrong_password_gets_535(server):

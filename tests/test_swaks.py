@@ -1,6 +1,9 @@
 """Submission as swaks sees it."""
 
+import shutil
 import subprocess
+
+import pytest
 
 from conftest import PASSWORDS, received_header
 from mail import new_message_id
@@ -10,6 +13,8 @@ BOB = "bob@example.test"
 
 
 def swaks(server, listener, *options, user=ALICE):
+    if shutil.which("swaks") is None:
+        pytest.fail("swaks is not installed: apt-get install swaks (scripts/test does it)")
     args = ["swaks", "--server", "127.0.0.1", "--port", str(server.ports[listener]),
             "--from", user, "--to", BOB, "--ehlo", "client.example.net",
             "--timeout", "15", *options]
