@@ -90,7 +90,9 @@ impl CommandBody {
             CommandBody::Select {
                 read_only: false, ..
             } => "SELECT",
-            CommandBody::Select { read_only: true, .. } => "EXAMINE",
+            CommandBody::Select {
+                read_only: true, ..
+            } => "EXAMINE",
             CommandBody::Create(_) => "CREATE",
             CommandBody::Delete(_) => "DELETE",
             CommandBody::Rename { .. } => "RENAME",

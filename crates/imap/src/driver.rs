@@ -232,7 +232,11 @@ async fn read_command(
 }
 
 /// Moves `size` literal octets from the stream into the framer; false at EOF.
-async fn copy_literal(stream: &mut MailStream, framer: &mut Framer, size: usize) -> io::Result<bool> {
+async fn copy_literal(
+    stream: &mut MailStream,
+    framer: &mut Framer,
+    size: usize,
+) -> io::Result<bool> {
     let mut left = size;
     while left > 0 {
         if stream.buffered().is_empty() && stream.fill().await? == 0 {
@@ -279,7 +283,9 @@ fn rejection_reply(rejection: &Rejection, max_literal: u64, out: &mut Vec<u8>) {
 }
 
 async fn bye(stream: &mut MailStream, text: &str) {
-    let _ = stream.write_all(format!("* BYE {text}\r\n").as_bytes()).await;
+    let _ = stream
+        .write_all(format!("* BYE {text}\r\n").as_bytes())
+        .await;
     let _ = stream.shutdown().await;
 }
 

@@ -8,8 +8,9 @@ use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
 
 /// Base64 with `,` for `/` and no padding (RFC 3501 §5.1.3).
 fn engine() -> GeneralPurpose {
-    let alphabet = Alphabet::new("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,")
-        .expect("a valid 64-character alphabet");
+    let alphabet =
+        Alphabet::new("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,")
+            .expect("a valid 64-character alphabet");
     GeneralPurpose::new(
         &alphabet,
         GeneralPurposeConfig::new()
@@ -114,7 +115,10 @@ mod tests {
     #[test]
     fn utf8_names_pass_through_for_imap4rev2() {
         assert_eq!(encode("Entwürfe", true), "Entwürfe");
-        assert_eq!(decode("Entwürfe".as_bytes(), true).as_deref(), Some("Entwürfe"));
+        assert_eq!(
+            decode("Entwürfe".as_bytes(), true).as_deref(),
+            Some("Entwürfe")
+        );
         assert_eq!(decode(b"&U,BTFw-", true).as_deref(), Some("&U,BTFw-"));
         assert_eq!(
             decode("Entwürfe".as_bytes(), false).as_deref(),

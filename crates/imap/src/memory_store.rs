@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use sealpost_store::{
-    Account, AccountId, Appended, Change, Copied, Delivered, Delivery, FlagOperation,
-    FlagUpdate, FlagsUpdated, Mailbox, MailboxId, MessageMeta, NewMessage, QueueEntry, QueueId,
-    Result, Store, StoreError,
+    Account, AccountId, Appended, Change, Copied, Delivered, Delivery, FlagOperation, FlagUpdate,
+    FlagsUpdated, Mailbox, MailboxId, MessageMeta, NewMessage, QueueEntry, QueueId, Result, Store,
+    StoreError,
 };
 use tokio::sync::broadcast;
 
@@ -134,7 +134,13 @@ impl State {
         m.highest_modseq
     }
 
-    fn insert(&mut self, mailbox: MailboxId, raw: Arc<Vec<u8>>, flags: Vec<String>, date: i64) -> Result<u32> {
+    fn insert(
+        &mut self,
+        mailbox: MailboxId,
+        raw: Arc<Vec<u8>>,
+        flags: Vec<String>,
+        date: i64,
+    ) -> Result<u32> {
         let (uid, modseq) = self.slot(mailbox)?;
         let meta = MessageMeta {
             mailbox,
@@ -144,7 +150,8 @@ impl State {
             size: raw.len() as u64,
             modseq,
         };
-        self.messages.insert((mailbox, uid), StoredMessage { meta, raw });
+        self.messages
+            .insert((mailbox, uid), StoredMessage { meta, raw });
         Ok(uid)
     }
 
@@ -440,7 +447,12 @@ impl Store for MemoryStore {
         Ok(removed)
     }
 
-    async fn copy_messages(&self, from: MailboxId, uids: Vec<u32>, to: MailboxId) -> Result<Copied> {
+    async fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: Vec<u32>,
+        to: MailboxId,
+    ) -> Result<Copied> {
         let (copied, account) = {
             let mut state = self.lock();
             let validity = state
@@ -450,11 +462,13 @@ impl Store for MemoryStore {
                 .uid_validity;
             let mut pairs = Vec::new();
             for uid in uids {
-                let Some((raw, flags, date)) = state
-                    .messages
-                    .get(&(from, uid))
-                    .map(|m| (Arc::clone(&m.raw), m.meta.flags.clone(), m.meta.internal_date))
-                else {
+                let Some((raw, flags, date)) = state.messages.get(&(from, uid)).map(|m| {
+                    (
+                        Arc::clone(&m.raw),
+                        m.meta.flags.clone(),
+                        m.meta.internal_date,
+                    )
+                }) else {
                     continue;
                 };
                 let new = state.insert(to, raw, flags, date)?;
@@ -482,7 +496,12 @@ impl Store for MemoryStore {
         Ok(copied)
     }
 
-    async fn move_messages(&self, from: MailboxId, uids: Vec<u32>, to: MailboxId) -> Result<Copied> {
+    async fn move_messages(
+        &self,
+        from: MailboxId,
+        uids: Vec<u32>,
+        to: MailboxId,
+    ) -> Result<Copied> {
         let copied = self.copy_messages(from, uids, to).await?;
         let sources: Vec<u32> = copied.uids.iter().map(|&(uid, _)| uid).collect();
         let account = {

@@ -12,7 +12,10 @@ pub struct Section {
 pub enum SectionText {
     Header,
     /// `HEADER.FIELDS (..)`, or `HEADER.FIELDS.NOT (..)` when `not`.
-    HeaderFields { not: bool, fields: Vec<String> },
+    HeaderFields {
+        not: bool,
+        fields: Vec<String>,
+    },
     Text,
     /// The MIME header of a part (only with a part number).
     Mime,

@@ -280,9 +280,15 @@ mod tests {
             vec![(1, 3), (2, 5), (3, 9)]
         );
         // `n:*` with n past the last UID still names the last message (RFC 9051 §6.4.8).
-        assert_eq!(m.resolve(&set(&[(Value(50), Largest)]), true), vec![(4, 10)]);
+        assert_eq!(
+            m.resolve(&set(&[(Value(50), Largest)]), true),
+            vec![(4, 10)]
+        );
         assert_eq!(m.resolve(&set(&[(Value(7), Value(8))]), false), vec![]);
-        assert_eq!(mailbox(&[]).resolve(&set(&[(Value(1), Largest)]), true), vec![]);
+        assert_eq!(
+            mailbox(&[]).resolve(&set(&[(Value(1), Largest)]), true),
+            vec![]
+        );
     }
 
     #[test]

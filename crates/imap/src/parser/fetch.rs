@@ -133,13 +133,11 @@ pub(crate) fn section(cursor: &mut Cursor<'_>) -> Parsed<Section> {
             return Ok(section);
         }
     }
-    let text = if cursor.eat_keyword("HEADER.FIELDS.NOT") || cursor.eat_keyword("HEADER.FIELDS")
-    {
+    let text = if cursor.eat_keyword("HEADER.FIELDS.NOT") || cursor.eat_keyword("HEADER.FIELDS") {
         let not = cursor_previous_was_not(cursor);
         cursor.sp()?;
-        let fields = cursor.paren_list(|cursor| {
-            Ok(String::from_utf8_lossy(&cursor.astring()?).into_owned())
-        })?;
+        let fields = cursor
+            .paren_list(|cursor| Ok(String::from_utf8_lossy(&cursor.astring()?).into_owned()))?;
         SectionText::HeaderFields { not, fields }
     } else if cursor.eat_keyword("HEADER") {
         SectionText::Header

@@ -64,7 +64,9 @@ pub(crate) fn command_body(cursor: &mut Cursor<'_>) -> Parsed<CommandBody> {
             let mailbox = cursor.astring()?;
             if name == "CREATE" && cursor.eat(b' ') {
                 // RFC 4466 create parameters: we know none (USE= would be RFC 6154 §3).
-                return Err(ParseErrorKind::Syntax("CREATE parameters are not supported"));
+                return Err(ParseErrorKind::Syntax(
+                    "CREATE parameters are not supported",
+                ));
             }
             match name.as_str() {
                 "CREATE" => CommandBody::Create(mailbox),

@@ -16,9 +16,7 @@ pub(crate) type Parsed<T> = Result<T, ParseErrorKind>;
 
 /// RFC 9051 §9 `ATOM-CHAR`: any CHAR except atom-specials.
 pub(crate) fn is_atom_char(b: u8) -> bool {
-    b > 0x20
-        && b < 0x7f
-        && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+    b > 0x20 && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
 }
 
 /// `ASTRING-CHAR`: an atom char or `]`.
@@ -256,7 +254,8 @@ impl<'a> Cursor<'a> {
         self.expect(b'}', "bad literal")?;
         self.eat(b'\r');
         self.expect(b'\n', "bad literal")?;
-        let size = usize::try_from(size).map_err(|_| ParseErrorKind::Syntax("literal too large"))?;
+        let size =
+            usize::try_from(size).map_err(|_| ParseErrorKind::Syntax("literal too large"))?;
         if self.rest().len() < size {
             return Err(self.error("literal shorter than announced"));
         }

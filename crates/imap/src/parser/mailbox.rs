@@ -8,8 +8,7 @@ use super::lexer::{Cursor, Parsed};
 use super::search::month;
 use super::sequence::sequence_set;
 use crate::command::{
-    AppendCommand, ListCommand, ListReturn, ListSelection, QresyncParams, SelectParams,
-    StatusItem,
+    AppendCommand, ListCommand, ListReturn, ListSelection, QresyncParams, SelectParams, StatusItem,
 };
 
 /// `[SP "(" select-param *(SP select-param) ")"]` after the mailbox name.
@@ -158,7 +157,11 @@ pub(crate) fn append(cursor: &mut Cursor<'_>) -> Parsed<AppendCommand> {
     }
     let message = match cursor.peek() {
         Some(b'{' | b'~') => cursor.string()?,
-        _ => return Err(ParseErrorKind::Syntax("APPEND needs the message as a literal")),
+        _ => {
+            return Err(ParseErrorKind::Syntax(
+                "APPEND needs the message as a literal",
+            ));
+        }
     };
     cursor.end()?;
     Ok(AppendCommand {

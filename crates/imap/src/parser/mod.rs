@@ -67,7 +67,9 @@ pub fn parse_command(input: &[u8]) -> Result<Command, ParseError> {
 
 pub fn parse_command_with(input: &[u8], limits: &ParserLimits) -> Result<Command, ParseError> {
     let mut cursor = Cursor::new(input, limits);
-    let tag = cursor.tag().map_err(|kind| ParseError { tag: None, kind })?;
+    let tag = cursor
+        .tag()
+        .map_err(|kind| ParseError { tag: None, kind })?;
     let body = cursor
         .sp()
         .and_then(|()| grammar::command_body(&mut cursor))

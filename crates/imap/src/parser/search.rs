@@ -22,7 +22,11 @@ pub(crate) fn search(cursor: &mut Cursor<'_>, uid: bool) -> Parsed<SearchCommand
                 "MAX" => SearchReturn::Max,
                 "ALL" => SearchReturn::All,
                 "COUNT" => SearchReturn::Count,
-                "SAVE" => return Err(ParseErrorKind::Syntax("SEARCH RETURN SAVE is not supported")),
+                "SAVE" => {
+                    return Err(ParseErrorKind::Syntax(
+                        "SEARCH RETURN SAVE is not supported",
+                    ));
+                }
                 _ => return Err(ParseErrorKind::Syntax("unknown SEARCH return option")),
             });
         }

@@ -98,7 +98,10 @@ fn fetch_sections_partials_and_macros() {
             partial: Some((0, 5))
         }
     );
-    assert_eq!(fetch.attributes[3], FetchAttribute::BinarySize { part: vec![] });
+    assert_eq!(
+        fetch.attributes[3],
+        FetchAttribute::BinarySize { part: vec![] }
+    );
     assert_eq!(
         fetch.attributes[4],
         FetchAttribute::BodySection {
@@ -119,7 +122,13 @@ fn fetch_sections_partials_and_macros() {
     };
     assert!(matches!(
         &fetch.attributes[0],
-        FetchAttribute::BodySection { section: Section { text: Some(SectionText::HeaderFields { not: false, .. }), .. }, .. }
+        FetchAttribute::BodySection {
+            section: Section {
+                text: Some(SectionText::HeaderFields { not: false, .. }),
+                ..
+            },
+            ..
+        }
     ));
 }
 
@@ -221,9 +230,9 @@ fn search_key_count_is_bounded() {
 
 #[test]
 fn append_with_flags_date_and_literal() {
-    let CommandBody::Append(append) = parse(
-        "a APPEND \"Sent\" (\\Seen) \" 7-Feb-1994 21:52:25 -0800\" {5+}\r\nhello\r\n",
-    ) else {
+    let CommandBody::Append(append) =
+        parse("a APPEND \"Sent\" (\\Seen) \" 7-Feb-1994 21:52:25 -0800\" {5+}\r\nhello\r\n")
+    else {
         panic!()
     };
     assert_eq!(append.mailbox, b"Sent");
@@ -237,7 +246,9 @@ fn append_with_flags_date_and_literal() {
 #[test]
 fn list_extended_and_status_return() {
     assert_eq!(
-        parse("a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (\"*\" %/x) RETURN (CHILDREN STATUS (MESSAGES SIZE))\r\n"),
+        parse(
+            "a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (\"*\" %/x) RETURN (CHILDREN STATUS (MESSAGES SIZE))\r\n"
+        ),
         CommandBody::List(ListCommand {
             selection: vec![ListSelection::Subscribed, ListSelection::RecursiveMatch],
             reference: vec![],
@@ -321,7 +332,10 @@ fn id_enable_and_simple_commands() {
     assert_eq!(
         parse("a UID EXPUNGE 3:5\r\n"),
         CommandBody::Expunge {
-            uids: Some(SequenceSet(vec![(SeqNumber::Value(3), SeqNumber::Value(5))]))
+            uids: Some(SequenceSet(vec![(
+                SeqNumber::Value(3),
+                SeqNumber::Value(5)
+            )]))
         }
     );
     assert_eq!(
@@ -337,7 +351,9 @@ fn id_enable_and_simple_commands() {
 #[test]
 fn status_items() {
     assert_eq!(
-        parse("a STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE HIGHESTMODSEQ)\r\n"),
+        parse(
+            "a STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE HIGHESTMODSEQ)\r\n"
+        ),
         CommandBody::Status {
             mailbox: b"INBOX".to_vec(),
             items: vec![
@@ -371,7 +387,8 @@ fn arbitrary_bytes_never_panic() {
         assert!(parse_command(sample).is_err(), "{sample:?}");
     }
     // Every prefix of a valid command either parses or fails cleanly.
-    let full = b"t1 UID FETCH 1:*,4 (FLAGS BODY.PEEK[1.HEADER.FIELDS (A B)]<0.9>) (CHANGEDSINCE 5)\r\n";
+    let full =
+        b"t1 UID FETCH 1:*,4 (FLAGS BODY.PEEK[1.HEADER.FIELDS (A B)]<0.9>) (CHANGEDSINCE 5)\r\n";
     for end in 0..full.len() {
         let _ = parse_command(&full[..end]);
     }

@@ -23,7 +23,11 @@ impl Session {
         else {
             return failed();
         };
-        let result = self.env.login.password(self.peer.ip(), user, password).await;
+        let result = self
+            .env
+            .login
+            .password(self.peer.ip(), user, password)
+            .await;
         self.logged_in(result.map(Some))
     }
 
@@ -67,7 +71,10 @@ impl Session {
     /// The client's line after our `+ `; returns the tag to complete and the reply.
     pub async fn sasl_response(&mut self, line: &[u8]) -> (String, Completion) {
         let Some(pending) = self.pending_sasl.take() else {
-            return ("*".to_string(), Completion::bad("no authentication in progress"));
+            return (
+                "*".to_string(),
+                Completion::bad("no authentication in progress"),
+            );
         };
         let line = line.trim_ascii_end();
         let completion = if line == b"*" {
@@ -109,7 +116,11 @@ impl Session {
                     return Completion::no("cannot act as another user")
                         .with_code("AUTHORIZATIONFAILED");
                 }
-                let result = self.env.login.password(self.peer.ip(), user, password).await;
+                let result = self
+                    .env
+                    .login
+                    .password(self.peer.ip(), user, password)
+                    .await;
                 self.logged_in(result.map(Some))
             }
             Mechanism::External => {
@@ -167,8 +178,10 @@ impl Session {
         };
         let max = self.env.limits.max_sessions_per_account;
         let Some(slot) = self.env.registry.acquire(account.id, max) else {
-            return Completion::no(format!("too many sessions for this account (at most {max})"))
-                .with_code("LIMIT");
+            return Completion::no(format!(
+                "too many sessions for this account (at most {max})"
+            ))
+            .with_code("LIMIT");
         };
         self.state = State::Authenticated(Authenticated {
             account,

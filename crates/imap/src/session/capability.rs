@@ -15,7 +15,11 @@ impl Session {
             caps.push_str(" STARTTLS LOGINDISABLED");
         } else if !self.is_authenticated() {
             caps.push_str(" AUTH=PLAIN");
-            if self.tls.as_ref().is_some_and(|tls| !tls.verified_identities().is_empty()) {
+            if self
+                .tls
+                .as_ref()
+                .is_some_and(|tls| !tls.verified_identities().is_empty())
+            {
                 caps.push_str(" AUTH=EXTERNAL");
             }
         }

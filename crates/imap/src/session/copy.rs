@@ -21,7 +21,11 @@ pub(super) async fn copy(
         Ok(mailbox) => mailbox,
         Err(refusal) => return refusal,
     };
-    let uids: Vec<u32> = selected.resolve(set, uid).into_iter().map(|(_, u)| u).collect();
+    let uids: Vec<u32> = selected
+        .resolve(set, uid)
+        .into_iter()
+        .map(|(_, u)| u)
+        .collect();
     if uids.is_empty() {
         return Completion::ok("COPY completed (no messages)");
     }
@@ -57,7 +61,11 @@ pub(super) async fn move_messages(
         Ok(mailbox) => mailbox,
         Err(refusal) => return refusal,
     };
-    let uids: Vec<u32> = selected.resolve(set, uid).into_iter().map(|(_, u)| u).collect();
+    let uids: Vec<u32> = selected
+        .resolve(set, uid)
+        .into_iter()
+        .map(|(_, u)| u)
+        .collect();
     if uids.is_empty() {
         return Completion::ok("MOVE completed (no messages)");
     }

@@ -48,7 +48,11 @@ pub(super) async fn fetch(
     {
         match store.expunged_since(selected.id, since).await {
             Ok(mut vanished) => {
-                vanished.retain(|&uid| command.set.contains(uid, selected.uids().last().copied().unwrap_or(0)));
+                vanished.retain(|&uid| {
+                    command
+                        .set
+                        .contains(uid, selected.uids().last().copied().unwrap_or(0))
+                });
                 vanished.sort_unstable();
                 if !vanished.is_empty() {
                     untagged(
@@ -102,7 +106,11 @@ pub(super) async fn fetch(
     let wanted: Vec<(u32, &MessageMeta)> = targets
         .iter()
         .filter_map(|&(seq, uid)| find_meta(&metas, uid).map(|meta| (seq, meta)))
-        .filter(|(_, meta)| command.changed_since.is_none_or(|since| meta.modseq > since))
+        .filter(|(_, meta)| {
+            command
+                .changed_since
+                .is_none_or(|since| meta.modseq > since)
+        })
         .collect();
     let needs_body = command.attributes.iter().any(needs_body);
     let mut reads: VecDeque<RawRead> = VecDeque::new();
@@ -115,7 +123,9 @@ pub(super) async fn fetch(
                 reads.push_back(spawn_read(store, selected.id, wanted[next_read].1.uid));
                 next_read += 1;
             }
-            let read = reads.pop_front().expect("a read was queued for every message");
+            let read = reads
+                .pop_front()
+                .expect("a read was queued for every message");
             match read.await {
                 Ok(Ok(Some(raw))) => Some(raw),
                 // Expunged since the listing: nothing to say about it.
@@ -222,7 +232,11 @@ fn render<'a>(
             FetchAttribute::Uid | FetchAttribute::Flags | FetchAttribute::ModSeq => {}
             FetchAttribute::InternalDate => {
                 item(out);
-                let _ = write!(Bytes(out), "INTERNALDATE \"{}\"", internal_date(meta.internal_date));
+                let _ = write!(
+                    Bytes(out),
+                    "INTERNALDATE \"{}\"",
+                    internal_date(meta.internal_date)
+                );
             }
             FetchAttribute::Rfc822Size => {
                 item(out);
@@ -240,7 +254,11 @@ fn render<'a>(
                 parse(&mut parsed);
                 item(out);
                 let extensible = *attribute == FetchAttribute::BodyStructure;
-                out.extend_from_slice(if extensible { b"BODYSTRUCTURE " } else { b"BODY " });
+                out.extend_from_slice(if extensible {
+                    b"BODYSTRUCTURE "
+                } else {
+                    b"BODY "
+                });
                 if let Some(parsed) = &parsed {
                     out.extend_from_slice(parsed.body_structure(extensible).as_bytes());
                 }

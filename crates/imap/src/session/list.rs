@@ -78,8 +78,7 @@ pub(super) async fn list(
     let subscribed_only = command.selection.contains(&ListSelection::Subscribed);
     let special_use_only = command.selection.contains(&ListSelection::SpecialUse);
     let recursive = command.selection.contains(&ListSelection::RecursiveMatch);
-    let show_subscribed =
-        subscribed_only || command.returns.contains(&ListReturn::Subscribed);
+    let show_subscribed = subscribed_only || command.returns.contains(&ListReturn::Subscribed);
     let status_items: Option<&Vec<StatusItem>> = command.returns.iter().find_map(|r| match r {
         ListReturn::Status(items) => Some(items),
         _ => None,

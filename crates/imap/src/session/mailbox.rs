@@ -159,7 +159,10 @@ pub(super) async fn status_response(
             .count()
     };
     let mut line = String::from("STATUS ");
-    quoted(&mut line, &mailbox_name::encode(&mailbox.name, enabled.rev2));
+    quoted(
+        &mut line,
+        &mailbox_name::encode(&mailbox.name, enabled.rev2),
+    );
     line.push_str(" (");
     for (i, item) in items.iter().enumerate() {
         if i > 0 {

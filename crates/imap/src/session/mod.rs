@@ -221,9 +221,10 @@ impl Session {
                 State::Authenticated(auth) | State::Selected(auth, _),
                 CommandBody::Rename { from, to },
             ) => mailbox::rename(&*store, auth, &from, &to, enabled).await,
-            (State::Authenticated(auth) | State::Selected(auth, _), CommandBody::Subscribe(name)) => {
-                mailbox::subscribe(&*store, auth, &name, true, enabled).await
-            }
+            (
+                State::Authenticated(auth) | State::Selected(auth, _),
+                CommandBody::Subscribe(name),
+            ) => mailbox::subscribe(&*store, auth, &name, true, enabled).await,
             (
                 State::Authenticated(auth) | State::Selected(auth, _),
                 CommandBody::Unsubscribe(name),
@@ -310,7 +311,15 @@ impl Session {
                 store::store(&*store, selected, &command, &mut self.enabled, &mut out.buf).await
             }
             (State::Selected(_, selected), CommandBody::Search(search)) => {
-                search::search(&store, selected, &search, tag, &mut self.enabled, &mut out.buf).await
+                search::search(
+                    &store,
+                    selected,
+                    &search,
+                    tag,
+                    &mut self.enabled,
+                    &mut out.buf,
+                )
+                .await
             }
             (State::Selected(auth, selected), CommandBody::Copy { uid, set, mailbox }) => {
                 copy::copy(&*store, auth, selected, uid, &set, &mailbox, enabled).await

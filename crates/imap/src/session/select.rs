@@ -81,10 +81,9 @@ pub(super) async fn select(
     }
     if let Some(params) = qresync
         && params.uid_validity == mailbox.uid_validity
+        && let Err(error) = resynchronize(store, mailbox.id, &messages, params, out).await
     {
-        if let Err(error) = resynchronize(store, mailbox.id, &messages, params, out).await {
-            return (store_failure(&error), None);
-        }
+        return (store_failure(&error), None);
     }
     let selected = SelectedMailbox::new(&mailbox, &messages, read_only, changes);
     let (code, done) = if read_only {
