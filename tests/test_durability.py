@@ -5,27 +5,46 @@ import smtplib
 import threading
 import time
 
-from conftest import split_trace
-from mail import message, new_message_id
+import pytest
 
+from conftest import PASSWORDS, split_trace
+from mail import login, message, new_message_id
+
+ALICE = "alice@example.test"
 BOB = "bob@example.test"
 CLIENTS = 12
 MIN_ACKED_BEFORE_KILL = 80
 MAX_LOAD_SECONDS = 20
 
 
-def sender_loop(port, number, stop, acked, errors):
+def open_session(server, listener):
+    client = smtplib.SMTP("127.0.0.1", server.ports[listener], timeout=10)
+    try:
+        client.ehlo("client.example.net")
+        if listener == "submission":
+            client.starttls(context=server.tls_context())
+            client.ehlo("client.example.net")
+            code, text = login(client, ALICE, PASSWORDS[ALICE])
+            if code != 235:
+                raise smtplib.SMTPException(f"AUTH got {code} {text!r}")
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def sender_loop(server, listener, number, stop, acked, errors):
+    sender = ALICE if listener == "submission" else "sender@remote.test"
     sequence = 0
     while not stop.is_set():
         try:
-            with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-                client.ehlo("client.example.net")
+            with open_session(server, listener) as client:
                 while not stop.is_set():
                     sequence += 1
                     message_id = new_message_id(f"c{number}-m{sequence}")
-                    sent = message(to=BOB, message_id=message_id,
+                    sent = message(sender=sender, to=BOB, message_id=message_id,
                                    body=f"client {number} message {sequence}\r\n" * 20)
-                    if client.mail("sender@remote.test")[0] != 250:
+                    if client.mail(sender)[0] != 250:
                         raise smtplib.SMTPException("MAIL refused")
                     if client.rcpt(BOB)[0] != 250:
                         raise smtplib.SMTPException("RCPT refused")
@@ -41,11 +60,12 @@ def sender_loop(port, number, stop, acked, errors):
                 return
 
 
-def test_every_acknowledged_message_survives_sigkill_exactly_once(server):
-    port = server.ports["smtp"]
+@pytest.mark.parametrize("listener", ["smtp", "submission"])
+def test_every_acknowledged_message_survives_sigkill_exactly_once(server, listener):
     stop = threading.Event()
     acked, errors = [], []
-    threads = [threading.Thread(target=sender_loop, args=(port, n, stop, acked, errors), daemon=True)
+    threads = [threading.Thread(target=sender_loop, args=(server, listener, n, stop, acked, errors),
+                                daemon=True)
                for n in range(CLIENTS)]
     for thread in threads:
         thread.start()

@@ -128,6 +128,40 @@ def test_sigterm_lets_in_flight_data_finish_then_exits_0(make_server):
     split_trace(server.mail_cat("bob@example.test", entries[0][0]), sent)
 
 
+def test_sigterm_closes_idle_sessions_with_421_at_once(server):
+    with SmtpWire(server.ports["smtp"]) as wire:
+        wire.greeting()
+        wire.ehlo()
+        started = time.monotonic()
+        server.signal(signal.SIGTERM)
+        reply = wire.read_reply()
+        assert reply.code == 421, reply
+        assert wire.read_until_closed() == b""
+    assert server.wait(timeout=15) == 0
+    assert time.monotonic() - started < 5, "an idle session held up the shutdown"
+
+
+def test_sigterm_gives_up_on_unfinished_data_after_shutdown_grace(make_server):
+    server = make_server({"limits": {"shutdown_grace": 1}})
+    with SmtpWire(server.ports["smtp"]) as wire:
+        wire.greeting()
+        wire.ehlo()
+        assert wire.command("MAIL FROM:<sender@remote.test>").code == 250
+        assert wire.command("RCPT TO:<bob@example.test>").code == 250
+        assert wire.command("DATA").code == 354
+        wire.send(message(body="never finished\r\n"))
+        started = time.monotonic()
+        server.signal(signal.SIGTERM)
+        assert server.wait(timeout=20) == 0, server.stderr()
+        assert time.monotonic() - started < 10, "waited far longer than shutdown_grace = 1"
+    assert server.mail_list("bob@example.test") == []
+
+
+def test_sigint_stops_the_server_with_exit_0(server):
+    server.signal(signal.SIGINT)
+    assert server.wait(timeout=15) == 0, server.stderr()
+
+
 def test_account_add_list_passwd_remove_round_trip(server, tmp_path):
     carol = "carol@example.test"
     added = server.cli("account", "add", carol, input="first-password\n").stdout.decode()

@@ -148,12 +148,14 @@ def test_submission_offers_auth_only_after_starttls(server):
         assert "PLAIN" in client.esmtp_features.get("auth", "").upper().split(), client.esmtp_features
 
 
-def test_submission_auth_plain_in_plaintext_gets_538(server):
+def test_submission_auth_in_plaintext_gets_538(server):
     credentials = base64.b64encode(f"\0{ALICE}\0{PASSWORDS[ALICE]}".encode()).decode()
     with SmtpWire(server.ports["submission"]) as wire:
         wire.greeting()
         wire.ehlo()
         reply = wire.command(f"AUTH PLAIN {credentials}")
+        assert reply.code == 538, reply
+        reply = wire.command("AUTH LOGIN")
         assert reply.code == 538, reply
         reply = wire.command("MAIL FROM:<alice@example.test>")
         assert reply.code == 530, f"unauthenticated MAIL FROM on 587 not refused with 530: {reply}"
