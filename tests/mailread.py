@@ -186,7 +186,7 @@ def response_code(text: bytes, name: str):
 def list_mailboxes(client, pattern="*"):
     """{name: {attributes}} from LIST "" pattern."""
     boxes = {}
-    for line in ok(client.list("", pattern)):
+    for line in ok(client.list('""', pattern)):
         if line is None:
             continue
         if isinstance(line, tuple):
