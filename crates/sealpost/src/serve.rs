@@ -148,12 +148,12 @@ fn service(
         ListenerName::Smtp => smtp(ListenerKind::Mx),
         ListenerName::Submission => smtp(ListenerKind::Submission),
         ListenerName::Submissions => smtp(ListenerKind::Submissions),
-        ListenerName::Imap | ListenerName::Imaps => Service::Imap(ImapService {
-            hostname: config.hostname.clone(),
-            store: store.clone(),
-            login: login.clone(),
-            tls: acceptor.clone(),
-        }),
+        ListenerName::Imap | ListenerName::Imaps => Service::Imap(ImapService::new(
+            config.hostname.clone(),
+            store.clone(),
+            login.clone(),
+            acceptor.clone(),
+        )),
         ListenerName::Pop3 | ListenerName::Pop3s => Service::Pop3(Pop3Service::new(
             config.hostname.clone(),
             store.clone(),
