@@ -125,4 +125,12 @@ def session_tickets_seen(server, listener):
 
 def test_port_25_sends_no_session_ticket_but_465_does(server):
     assert session_tickets_seen(server, "submissions") >= 1
+    assert session_tickets_seen(server, "submission") >= 1
+    assert session_tickets_seen(server, "smtp") == 0
+
+
+def test_session_tickets_go_only_to_the_configured_listeners(make_server):
+    server = make_server({"tls": {"session_tickets": ["submission"]}})
+    assert session_tickets_seen(server, "submission") >= 1
+    assert session_tickets_seen(server, "submissions") == 0
     assert session_tickets_seen(server, "smtp") == 0
