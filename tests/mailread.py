@@ -11,6 +11,7 @@ import ssl
 import time
 
 from conftest import PASSWORDS
+from mail import login as smtp_login
 from mail import message, smtp, with_attachment
 
 TIMEOUT = 15
@@ -73,6 +74,16 @@ def deliver(server, sent, to=BOB, sender="sender@remote.test"):
         client.starttls(context=server.tls_context())
         client.ehlo("client.example.net")
         assert client.sendmail(sender, recipients, sent, mail_options=options) == {}
+
+
+def submit(server, sent, user=ALICE, to=BOB):
+    """Sends `sent` as `user` through submission (587) after STARTTLS and AUTH PLAIN."""
+    with smtp(server.ports["submission"]) as client:
+        client.ehlo("client.example.net")
+        client.starttls(context=server.tls_context())
+        client.ehlo("client.example.net")
+        assert smtp_login(client, user, PASSWORDS[user], "PLAIN")[0] == 235
+        assert client.sendmail(user, [to], sent) == {}
 
 
 def stored(server, address, mailbox=None):

@@ -86,7 +86,7 @@ def test_fetchmail_refuses_a_certificate_the_given_ca_did_not_sign(server, tmp_p
                    check=True, capture_output=True, timeout=30)
     run, delivered = fetchmail(server, tmp_path, listener, cafile=other_ca)
     assert run.returncode not in (0, 1), f"fetchmail trusted an unverified certificate\n{output(run)}"
-    assert "certificate verify failed" in output(run) or "Server certificate verification error" in output(run), (
+    assert "certificate verif" in output(run).lower(), (
         f"fetchmail failed for another reason than the certificate\n{output(run)}")
     assert delivered == []
     assert len(server.mail_list(BOB)) == 1

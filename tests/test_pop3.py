@@ -8,8 +8,9 @@ import pytest
 
 from conftest import PASSWORDS, split_trace
 from mail import message
-from mailread import (BOB, READING_CONFIG, SAMPLES, Pop3Wire, deliver, only_stored, pop3_retr,
-                      pop3_sizes, pop3_stls, pop3_uidls, pop3s, stored)
+from mailread import (BOB, DOT_LEADING_BODY, READING_CONFIG, SAMPLES, Pop3Wire, deliver,
+                      only_stored, pop3_retr, pop3_sizes, pop3_stls, pop3_uidls, pop3s, stored,
+                      submit)
 
 TRANSPORTS = {"pop3s": pop3s, "pop3-stls": pop3_stls}
 
@@ -53,6 +54,18 @@ def test_retr_returns_exactly_the_stored_bytes(server, transport, sample):
     client = TRANSPORTS[transport](server)
     try:
         assert client.stat() == (1, len(on_disk))
+        assert pop3_retr(client, 1) == on_disk
+    finally:
+        client.quit()
+
+
+def test_message_sent_through_submission_reads_back_exactly(server):
+    sent = message(sender="alice@example.test", to=BOB, subject="via submission", body=DOT_LEADING_BODY)
+    submit(server, sent)
+    on_disk = only_stored(server, BOB)
+    split_trace(on_disk, sent)
+    client = pop3_stls(server)
+    try:
         assert pop3_retr(client, 1) == on_disk
     finally:
         client.quit()
