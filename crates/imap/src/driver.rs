@@ -137,7 +137,9 @@ async fn serve(
         drop(bytes);
         let outcome = {
             let mut out = Output::new(Some(&mut stream));
-            let outcome = session.handle(command, &mut out).await;
+            // Boxed: a command's future is large, and the task keeps the size of its
+            // largest state for as long as it lives, idle or not.
+            let outcome = Box::pin(session.handle(command, &mut out)).await;
             if out.flush().await.is_err() {
                 return End::NetworkError;
             }
@@ -159,7 +161,7 @@ async fn serve(
                 // Nothing from before TLS is kept: not the session state, not the
                 // partial command, not bytes pipelined after STARTTLS (CVE-2011-0411,
                 // which `starttls` discards).
-                stream = match starttls(stream, &service.tls).await {
+                stream = match Box::pin(starttls(stream, &service.tls)).await {
                     Ok(tls) => tls,
                     Err(_) => return End::TlsFailed,
                 };
@@ -177,7 +179,7 @@ async fn serve(
                     Ok(Line::Eof) => return End::ClientClosed,
                     Err(_) => return End::NetworkError,
                 };
-                let (tag, completion) = session.sasl_response(&line).await;
+                let (tag, completion) = Box::pin(session.sasl_response(&line)).await;
                 let mut reply = Vec::new();
                 completion.write(&mut reply, &tag);
                 if stream.write_all(&reply).await.is_err() {

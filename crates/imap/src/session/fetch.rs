@@ -23,7 +23,7 @@ use crate::section::{Section, SectionText};
 use crate::selected::{Enabled, SelectedMailbox};
 
 /// Message bodies requested from the store ahead of the one being written.
-const READ_AHEAD: usize = 8;
+const READ_AHEAD: usize = 4;
 
 type RawRead = JoinHandle<Result<Option<Vec<u8>>, StoreError>>;
 
@@ -90,6 +90,7 @@ pub(super) async fn fetch(
             };
             match store.update_flags(selected.id, update).await {
                 Ok(updated) => {
+                    newly_seen.reserve(updated.changed.len());
                     for changed in updated.changed {
                         selected.seen_modseq(changed.uid, changed.modseq);
                         newly_seen.push(changed.uid);
@@ -97,6 +98,7 @@ pub(super) async fn fetch(
                             metas[i] = changed;
                         }
                     }
+                    newly_seen.sort_unstable();
                 }
                 Err(error) => return Ok(store_failure(&error)),
             }
@@ -116,7 +118,9 @@ pub(super) async fn fetch(
     let mut reads: VecDeque<RawRead> = VecDeque::new();
     let mut next_read = 0;
     let mut unknown_encoding = false;
-    let show_modseq = enabled.condstore && (asks_modseq || command.changed_since.is_some());
+    // RFC 7162 §3.1.4: with CONDSTORE on, a FETCH that reports a flag change (an
+    // implicit \Seen) carries MODSEQ too.
+    let modseq_asked = enabled.condstore && (asks_modseq || command.changed_since.is_some());
     for (index, &(seq, meta)) in wanted.iter().enumerate() {
         let raw = if needs_body {
             while next_read < wanted.len() && next_read < index + READ_AHEAD {
@@ -141,6 +145,7 @@ pub(super) async fn fetch(
             None
         };
         let seen_now = newly_seen.binary_search(&meta.uid).is_ok();
+        let show_modseq = modseq_asked || (enabled.condstore && seen_now);
         let rendered = render(
             &mut out.buf,
             seq,

@@ -150,7 +150,8 @@ impl Session {
                 untagged(&mut out.buf, &format!("CAPABILITY {}", self.capabilities()));
                 Completion::ok("CAPABILITY completed")
             }
-            CommandBody::Noop | CommandBody::Check => Completion::ok("NOOP completed"),
+            CommandBody::Noop => Completion::ok("NOOP completed"),
+            CommandBody::Check => Completion::ok("CHECK completed"),
             CommandBody::Logout => {
                 untagged(&mut out.buf, "BYE logging out");
                 self.state = State::Logout;
