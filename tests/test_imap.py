@@ -36,9 +36,17 @@ def assert_has_extensions(caps):
     assert any(c == "APPENDLIMIT" or c.startswith("APPENDLIMIT=") for c in caps), sorted(caps)
 
 
-def wire_login(server, user=BOB, select=None) -> ImapWire:
-    wire = ImapWire(server.ports["imaps"], server.tls_context())
-    wire.greeting()
+def wire_login(server, user=BOB, select=None, listener="imaps") -> ImapWire:
+    """A raw session logged in over implicit TLS, or over STARTTLS on `imap`."""
+    if listener == "imaps":
+        wire = ImapWire(server.ports["imaps"], server.tls_context())
+        wire.greeting()
+    else:
+        wire = ImapWire(server.ports["imap"])
+        wire.greeting()
+        _, done = wire.command("s1", "STARTTLS")
+        assert status(done) == "OK", done
+        wire.starttls(server.tls_context())
     _, done = wire.command("l1", f'LOGIN {user} "{PASSWORDS[user]}"')
     assert status(done) == "OK", done
     if select:
@@ -526,9 +534,11 @@ def test_idle_announces_a_delivery_within_a_second_of_the_smtp_250(server):
         client.logout()
 
 
-def test_expunge_in_one_session_reaches_another_only_at_noop_not_during_fetch(server):
+@pytest.mark.parametrize("listener_a", ["imaps", "imap"], ids=["both-imaps", "imap-starttls-and-imaps"])
+def test_expunge_in_one_session_reaches_another_only_at_noop_not_during_fetch(server, listener_a):
     uids = deliver_numbered(server, 3)
-    with wire_login(server, select="INBOX") as a, wire_login(server, select="INBOX") as b:
+    with wire_login(server, select="INBOX", listener=listener_a) as a, \
+            wire_login(server, select="INBOX") as b:
         _, done = a.command("a1", "STORE 2 +FLAGS.SILENT (\\Deleted)")
         assert status(done) == "OK", done
         untagged, done = a.command("a2", "EXPUNGE")
