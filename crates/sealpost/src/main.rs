@@ -15,7 +15,11 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 
 #[derive(Parser)]
-#[command(name = "sealpost", version, about = "A mail server built around encrypted transport")]
+#[command(
+    name = "sealpost",
+    version,
+    about = "A mail server built around encrypted transport"
+)]
 struct Cli {
     /// The config file; without one every key takes its default.
     #[arg(long, global = true, value_name = "FILE")]
