@@ -8,6 +8,9 @@
 //! (`NO [TOOBIG]`, RFC 7889), a non-synchronizing one after discarding its bytes, since
 //! the client sends them regardless (RFC 7888 §4, `BAD [TOOBIG]`).
 
+/// The most reserved for a literal before its bytes arrive.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// What the driver should do after a line.
 #[derive(Debug, PartialEq, Eq)]
 pub enum FrameEvent {
@@ -118,7 +121,9 @@ impl Framer {
             }
             Some(h) => {
                 let size = h.size as usize;
-                self.buf.reserve(size);
+                // Grown as the bytes arrive, not as announced: a client that announces
+                // a large literal and then stalls must not pin that much memory.
+                self.buf.reserve(size.min(RESERVE_AHEAD));
                 self.literal_left = size;
                 FrameEvent::Literal {
                     size,

@@ -508,3 +508,77 @@ fn process_cpu() -> Duration {
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     Duration::from_millis(ticks * 10)
 }
+
+/// `cargo test --release -p sealpost-imap --test server -- --ignored --nocapture`:
+/// heap of the server per idle IMAPS session in IDLE (target ≤ 32 KiB). The clients run
+/// in a separate Python process so that only the server's memory is counted, and the
+/// heap in use is counted rather than RSS, which here is dominated by the freed but
+/// retained 19 MiB that each argon2 password check allocates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn idle_session_memory() {
+    const SESSIONS: usize = 200;
+    const CLIENTS: &str = r#"
+import socket, ssl, sys
+port, ca, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+context = ssl.create_default_context(cafile=ca)
+sessions = []
+for i in range(n):
+    s = context.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="mail.example.test")
+    f = s.makefile("rb")
+    f.readline()
+    for line in [b'a LOGIN "alice@example.test" "correct horse"', b"b SELECT INBOX", b"c IDLE"]:
+        s.sendall(line + b"\r\n")
+        while True:
+            reply = f.readline()
+            if reply.startswith(line[:2]) or reply.startswith(b"+"):
+                break
+    sessions.append((s, f))
+print("ready", flush=True)
+sys.stdin.read()
+"#;
+    let limits = ImapLimits {
+        max_sessions_per_account: SESSIONS + 10,
+        ..ImapLimits::default()
+    };
+    let server = Server::with_limits(limits).await;
+    server.deliver(MESSAGE).await;
+    let script = server._dir.path().join("clients.py");
+    std::fs::write(&script, CLIENTS).unwrap();
+    let ca = server._dir.path().join("data/tls/ca.pem");
+    // Warm up allocator arenas and the store's read pool with one session first.
+    let mut warm = server.logged_in().await;
+    warm.command("b SELECT INBOX").await;
+    let before = heap_in_use();
+    let mut python = tokio::process::Command::new("python3")
+        .arg(&script)
+        .arg(server.implicit.port().to_string())
+        .arg(&ca)
+        .arg(SESSIONS.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut ready = String::new();
+    BufReader::new(python.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .await
+        .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = heap_in_use();
+    eprintln!(
+        "{SESSIONS} idle IMAPS sessions in IDLE: {} KiB more heap in use, {:.1} KiB per session",
+        (after - before) / 1024,
+        (after - before) as f64 / 1024.0 / SESSIONS as f64
+    );
+    drop(python.stdin.take());
+    let _ = python.wait().await;
+}
+
+/// Bytes the allocator has handed out and not yet had back, over all arenas.
+fn heap_in_use() -> i64 {
+    // SAFETY: mallinfo2 only reads the allocator's statistics.
+    let info = unsafe { libc::mallinfo2() };
+    (info.uordblks + info.hblkhd) as i64
+}
