@@ -50,7 +50,7 @@ impl fmt::Display for TlsInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tls={} cipher={} group={} sni={} alpn={}",
+            "{} cipher={} group={} sni={} alpn={}",
             self.version,
             self.cipher,
             self.group,
