@@ -1,0 +1,2 @@
+//! Mail authentication: SPF, DKIM, DMARC and ARC verification on inbound mail, DKIM
+//! signing on outbound mail, and the DNS records a domain must publish.
