@@ -48,11 +48,8 @@ pub(super) async fn fetch(
     {
         match store.expunged_since(selected.id, since).await {
             Ok(mut vanished) => {
-                vanished.retain(|&uid| {
-                    command
-                        .set
-                        .contains(uid, selected.uids().last().copied().unwrap_or(0))
-                });
+                // `*` here reaches past the last message: an expunged UID may be above it.
+                vanished.retain(|&uid| command.set.contains(uid, u32::MAX));
                 vanished.sort_unstable();
                 if !vanished.is_empty() {
                     untagged(

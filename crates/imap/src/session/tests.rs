@@ -721,3 +721,37 @@ async fn idle_starts_only_when_authenticated() {
     session.idle_done("b", b"DONE\r\n", &mut out);
     assert_eq!(out.buf, b"b OK IDLE terminated\r\n");
 }
+
+#[tokio::test]
+async fn uid_fetch_changedsince_vanished_reports_what_changed_and_what_went() {
+    let h = Harness::new().await;
+    for _ in 0..3 {
+        h.deliver(MESSAGE).await;
+    }
+    let mut session = h.logged_in().await;
+    send(&mut session, "a ENABLE QRESYNC").await;
+    send(&mut session, "b SELECT INBOX").await;
+    let inbox = h
+        .store
+        .mailbox(h.account.id, "INBOX")
+        .await
+        .unwrap()
+        .unwrap();
+    send(&mut session, "c STORE 3 +FLAGS.SILENT (\\Deleted)").await;
+    send(&mut session, "d EXPUNGE").await;
+    send(&mut session, "e STORE 1 +FLAGS.SILENT (\\Flagged)").await;
+    let reply = send(
+        &mut session,
+        &format!(
+            "f UID FETCH 1:* FLAGS (CHANGEDSINCE {} VANISHED)",
+            inbox.highest_modseq
+        ),
+    )
+    .await;
+    assert!(
+        reply.starts_with("* VANISHED (EARLIER) 3\r\n* 1 FETCH (UID 1 FLAGS (\\Flagged) MODSEQ ("),
+        "{reply}"
+    );
+    assert!(reply.ends_with(")\r\nf OK FETCH completed\r\n"), "{reply}");
+    assert!(!reply.contains("* 2 FETCH"), "{reply}");
+}
