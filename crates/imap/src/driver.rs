@@ -173,11 +173,16 @@ async fn serve(
                 if stream.write_all(b"+ \r\n").await.is_err() {
                     return End::NetworkError;
                 }
-                let line = match stream.read_line(limits.max_line).await {
-                    Ok(Line::Complete(line)) => line,
-                    Ok(Line::TooLong) => b"*".to_vec(),
-                    Ok(Line::Eof) => return End::ClientClosed,
-                    Err(_) => return End::NetworkError,
+                let read = stream.read_line(limits.max_line);
+                let line = match tokio::time::timeout(limits.login_timeout, read).await {
+                    Ok(Ok(Line::Complete(line))) => line,
+                    Ok(Ok(Line::TooLong)) => b"*".to_vec(),
+                    Ok(Ok(Line::Eof)) => return End::ClientClosed,
+                    Ok(Err(_)) => return End::NetworkError,
+                    Err(_) => {
+                        bye(&mut stream, "autologout; idle for too long").await;
+                        return End::Autologout;
+                    }
                 };
                 let (tag, completion) = Box::pin(session.sasl_response(&line)).await;
                 let mut reply = Vec::new();
