@@ -62,6 +62,22 @@ pub trait Store: Send + Sync + 'static {
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>>;
     /// The exact stored bytes of one message.
     async fn message_raw(&self, mailbox: MailboxId, uid: u32) -> Result<Option<Vec<u8>>>;
+    /// The stored bytes of several messages in one go, as (UID, bytes) in the order
+    /// asked; UIDs that no longer exist are left out. Backends override this to read a
+    /// batch in one round trip (IMAP FETCH of a whole mailbox).
+    async fn messages_raw(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<u32>,
+    ) -> Result<Vec<(u32, Vec<u8>)>> {
+        let mut found = Vec::with_capacity(uids.len());
+        for uid in uids {
+            if let Some(raw) = self.message_raw(mailbox, uid).await? {
+                found.push((uid, raw));
+            }
+        }
+        Ok(found)
+    }
 
     /// Creates a mailbox (RFC 9051 §6.3.4), unsubscribed, with a new UIDVALIDITY greater
     /// than any given before (so a recreated name is a new mailbox to clients).

@@ -215,6 +215,24 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn messages_raw(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<u32>,
+    ) -> Result<Vec<(u32, Vec<u8>)>> {
+        self.readers
+            .run(move |conn| {
+                let mut found = Vec::with_capacity(uids.len());
+                for uid in uids {
+                    if let Some(raw) = messages::message_raw(conn, mailbox, uid)? {
+                        found.push((uid, raw));
+                    }
+                }
+                Ok(found)
+            })
+            .await
+    }
+
     async fn create_mailbox(&self, account: AccountId, name: &str) -> Result<Mailbox> {
         let name = names::new_mailbox(name)?;
         self.writer

@@ -630,3 +630,19 @@ async fn removing_an_account_deletes_only_bytes_nothing_else_refers_to() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn batched_reads_return_bytes_in_the_order_asked_and_skip_missing_uids() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let alice = create(&store, "alice@example.test").await;
+    for body in [b"one".as_slice(), b"two", b"three"] {
+        store
+            .deliver(delivery(body, vec![inbox(&alice)], None))
+            .await
+            .unwrap();
+    }
+    let inbox_id = mailbox_id(&store, &alice, "INBOX").await;
+    let read = store.messages_raw(inbox_id, vec![3, 9, 1]).await.unwrap();
+    assert_eq!(read, vec![(3, b"three".to_vec()), (1, b"one".to_vec())]);
+}
