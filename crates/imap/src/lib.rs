@@ -37,7 +37,8 @@ pub struct ImapService {
     /// Used for STARTTLS on port 143.
     pub tls: TlsAcceptor,
     pub limits: ImapLimits,
-    /// Open sessions per account, shared by every connection of this service.
+    /// Open sessions per account, shared by every connection of this service (and of
+    /// the services given the same registry).
     sessions: Arc<registry::SessionRegistry>,
 }
 
@@ -56,6 +57,13 @@ impl ImapService {
             limits: ImapLimits::default(),
             sessions: Arc::default(),
         }
+    }
+
+    /// Counts this service's sessions in `sessions`; give the services of 143 and 993
+    /// the same registry so the per-account limit covers both ports together.
+    pub fn with_session_registry(mut self, sessions: Arc<registry::SessionRegistry>) -> Self {
+        self.sessions = sessions;
+        self
     }
 
     /// Runs one session to its end; `stream` is already TLS on port 993.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sealpost_imap::ImapService;
+use sealpost_imap::registry::SessionRegistry;
 use sealpost_pop3::Pop3Service;
 use sealpost_smtp::{ListenerKind, SmtpService};
 use sealpost_store::{Login, LoginPolicy, Store};
@@ -43,11 +44,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     ));
 
     tls.watch();
+    // 143 and 993 count an account's sessions together.
+    let imap_sessions = Arc::new(SessionRegistry::default());
     let mut listeners = Vec::new();
     for (name, address) in config.listeners()? {
         let socket = bind(name, address).await?;
         let acceptor = tls.acceptor(name.key(), app_protocol(name), config.session_tickets(name));
-        let service = Arc::new(service(name, &config, &store, &login, &acceptor));
+        let service = Arc::new(service(
+            name,
+            &config,
+            &store,
+            &login,
+            &acceptor,
+            &imap_sessions,
+        ));
         println!(
             "{:<12} {}  {}",
             name.key(),
@@ -133,6 +143,7 @@ fn service(
     store: &Arc<dyn Store>,
     login: &Arc<Login>,
     acceptor: &TlsAcceptor,
+    imap_sessions: &Arc<SessionRegistry>,
 ) -> Service {
     let smtp = |kind| {
         Service::Smtp(SmtpService {
@@ -148,12 +159,15 @@ fn service(
         ListenerName::Smtp => smtp(ListenerKind::Mx),
         ListenerName::Submission => smtp(ListenerKind::Submission),
         ListenerName::Submissions => smtp(ListenerKind::Submissions),
-        ListenerName::Imap | ListenerName::Imaps => Service::Imap(ImapService::new(
-            config.hostname.clone(),
-            store.clone(),
-            login.clone(),
-            acceptor.clone(),
-        )),
+        ListenerName::Imap | ListenerName::Imaps => Service::Imap(
+            ImapService::new(
+                config.hostname.clone(),
+                store.clone(),
+                login.clone(),
+                acceptor.clone(),
+            )
+            .with_session_registry(imap_sessions.clone()),
+        ),
         ListenerName::Pop3 | ListenerName::Pop3s => Service::Pop3(Pop3Service::new(
             config.hostname.clone(),
             store.clone(),

@@ -5,7 +5,6 @@
 //! store reads on a thread pool) and the responses leave in chunks of
 //! [`super::output::FLUSH_AT`], so a FETCH of a whole mailbox streams.
 
-use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io;
 use std::sync::Arc;
@@ -22,10 +21,11 @@ use crate::response::{Completion, flag_list, quoted, sequence_set, untagged};
 use crate::section::{Section, SectionText};
 use crate::selected::{Enabled, SelectedMailbox};
 
-/// Message bodies requested from the store ahead of the one being written.
-const READ_AHEAD: usize = 4;
+/// Message bodies read from the store in one round trip; the next batch is read while
+/// this one is written out.
+const READ_BATCH: usize = 64;
 
-type RawRead = JoinHandle<Result<Option<Vec<u8>>, StoreError>>;
+type RawRead = JoinHandle<Result<Vec<(u32, Vec<u8>)>, StoreError>>;
 
 pub(super) async fn fetch(
     store: &Arc<dyn Store>,
@@ -112,50 +112,60 @@ pub(super) async fn fetch(
         })
         .collect();
     let needs_body = command.attributes.iter().any(needs_body);
-    let mut reads: VecDeque<RawRead> = VecDeque::new();
-    let mut next_read = 0;
     let mut unknown_encoding = false;
     // RFC 7162 §3.1.4: with CONDSTORE on, a FETCH that reports a flag change (an
     // implicit \Seen) carries MODSEQ too.
     let modseq_asked = enabled.condstore && (asks_modseq || command.changed_since.is_some());
-    for (index, &(seq, meta)) in wanted.iter().enumerate() {
-        let raw = if needs_body {
-            while next_read < wanted.len() && next_read < index + READ_AHEAD {
-                reads.push_back(spawn_read(store, selected.id, wanted[next_read].1.uid));
-                next_read += 1;
-            }
-            let read = reads
-                .pop_front()
-                .expect("a read was queued for every message");
-            match read.await {
-                Ok(Ok(Some(raw))) => Some(raw),
-                // Expunged since the listing: nothing to say about it.
-                Ok(Ok(None)) => continue,
-                Ok(Err(error)) => return Ok(store_failure(&error)),
-                Err(join) => {
-                    return Ok(store_failure(&StoreError::Database(format!(
-                        "message read failed: {join}"
-                    ))));
+    let batches: Vec<&[(u32, &MessageMeta)]> = wanted.chunks(READ_BATCH).collect();
+    // Bodies are read a batch ahead, so the store works while the last batch is rendered.
+    let mut next_read = match (needs_body, batches.first()) {
+        (true, Some(first)) => Some(spawn_read(store, selected.id, first)),
+        _ => None,
+    };
+    for (index, batch) in batches.iter().enumerate() {
+        let mut bodies = match next_read.take() {
+            Some(read) => {
+                if let Some(next) = batches.get(index + 1) {
+                    next_read = Some(spawn_read(store, selected.id, next));
+                }
+                match read.await {
+                    Ok(Ok(bodies)) => bodies.into_iter().peekable(),
+                    Ok(Err(error)) => return Ok(store_failure(&error)),
+                    Err(join) => {
+                        return Ok(store_failure(&StoreError::Database(format!(
+                            "message read failed: {join}"
+                        ))));
+                    }
                 }
             }
-        } else {
-            None
+            None => Vec::new().into_iter().peekable(),
         };
-        let seen_now = newly_seen.binary_search(&meta.uid).is_ok();
-        let show_modseq = modseq_asked || (enabled.condstore && seen_now);
-        let rendered = render(
-            &mut out.buf,
-            seq,
-            meta,
-            raw.as_deref(),
-            command,
-            show_modseq,
-            seen_now,
-        );
-        if rendered.is_err() {
-            unknown_encoding = true;
+        for &(seq, meta) in batch.iter() {
+            let raw = if needs_body {
+                match bodies.next_if(|(uid, _)| *uid == meta.uid) {
+                    Some((_, raw)) => Some(raw),
+                    // Expunged since the listing: nothing to say about it.
+                    None => continue,
+                }
+            } else {
+                None
+            };
+            let seen_now = newly_seen.binary_search(&meta.uid).is_ok();
+            let show_modseq = modseq_asked || (enabled.condstore && seen_now);
+            let rendered = render(
+                &mut out.buf,
+                seq,
+                meta,
+                raw.as_deref(),
+                command,
+                show_modseq,
+                seen_now,
+            );
+            if rendered.is_err() {
+                unknown_encoding = true;
+            }
+            out.flush_if_full().await?;
         }
-        out.flush_if_full().await?;
     }
     Ok(if unknown_encoding {
         Completion::no("a body part has an unknown Content-Transfer-Encoding")
@@ -172,9 +182,10 @@ fn find_meta(metas: &[MessageMeta], uid: u32) -> Option<&MessageMeta> {
         .map(|i| &metas[i])
 }
 
-fn spawn_read(store: &Arc<dyn Store>, mailbox: i64, uid: u32) -> RawRead {
+fn spawn_read(store: &Arc<dyn Store>, mailbox: i64, batch: &[(u32, &MessageMeta)]) -> RawRead {
     let store = Arc::clone(store);
-    tokio::spawn(async move { store.message_raw(mailbox, uid).await })
+    let uids = batch.iter().map(|(_, meta)| meta.uid).collect();
+    tokio::spawn(async move { store.messages_raw(mailbox, uids).await })
 }
 
 fn needs_body(attribute: &FetchAttribute) -> bool {
