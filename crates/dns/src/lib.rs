@@ -1,2 +1,12 @@
 //! One resolver for everyone (DESIGN.md): configurable nameservers, so tests point it at
-//! a DNS server on loopback.
+//! a DNS server on loopback, and short timeouts, so a dead nameserver costs a message a
+//! temporary error rather than a stalled session.
+//!
+//! Answers are sorted into what mail authentication has to tell apart: records, a name
+//! that does not exist (NXDOMAIN), a name without records of the type (NODATA), and a
+//! failure to get any answer (timeout, SERVFAIL, network), which is temporary.
+
+mod resolver;
+
+pub use hickory_resolver::TokioResolver;
+pub use resolver::{LookupError, Mx, Resolver, ResolverSettings};
