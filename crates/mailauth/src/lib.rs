@@ -1,2 +1,8 @@
 //! Mail authentication: SPF, DKIM, DMARC and ARC verification on inbound mail, DKIM
 //! signing on outbound mail, and the DNS records a domain must publish.
+
+pub mod keys;
+pub mod sign;
+
+pub use keys::{DkimKeyFile, DomainKeys, KeyAlgorithm, KeyDirectory, KeyError};
+pub use sign::DkimSigner;
