@@ -285,6 +285,46 @@ impl Store for FakeStore {
         not_in_fake()
     }
 
+    async fn record_dmarc_evaluation(
+        &self,
+        _record: sealpost_store::DmarcEvaluationRecord,
+    ) -> sealpost_store::Result<()> {
+        Ok(())
+    }
+
+    async fn dmarc_evaluations(
+        &self,
+        _from: i64,
+        _until: i64,
+    ) -> sealpost_store::Result<Vec<sealpost_store::DmarcEvaluationRecord>> {
+        Ok(Vec::new())
+    }
+
+    async fn prune_dmarc_evaluations(&self, _before: i64) -> sealpost_store::Result<u64> {
+        Ok(0)
+    }
+
+    async fn queue_dmarc_report(
+        &self,
+        _report: sealpost_store::OutgoingDmarcReport,
+    ) -> sealpost_store::Result<Option<QueueId>> {
+        Ok(None)
+    }
+
+    async fn store_dmarc_report(
+        &self,
+        _report: sealpost_store::DmarcAggregateReport,
+    ) -> sealpost_store::Result<bool> {
+        Ok(false)
+    }
+
+    async fn dmarc_reports(
+        &self,
+        _policy_domain: &str,
+    ) -> sealpost_store::Result<Vec<sealpost_store::DmarcAggregateReport>> {
+        Ok(Vec::new())
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
     }

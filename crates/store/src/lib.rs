@@ -127,6 +127,23 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_entries(&self) -> Result<Vec<QueueEntry>>;
     async fn queue_message(&self, id: QueueId) -> Result<Option<Vec<u8>>>;
 
+    /// Keeps one DMARC evaluation of a message received on port 25, for the aggregate
+    /// reports (RFC 9990) sent to the policy domain later.
+    async fn record_dmarc_evaluation(&self, record: DmarcEvaluationRecord) -> Result<()>;
+    /// The evaluations made in `[from, until)` (seconds since the epoch), oldest first.
+    async fn dmarc_evaluations(&self, from: i64, until: i64) -> Result<Vec<DmarcEvaluationRecord>>;
+    /// Forgets the evaluations made before `before`; returns how many there were.
+    async fn prune_dmarc_evaluations(&self, before: i64) -> Result<u64>;
+    /// Queues an aggregate report we built, unless one for the same policy domain and
+    /// period start was queued before: both in one transaction, so a report is sent once
+    /// however often `send-reports` runs. `None` for such a duplicate.
+    async fn queue_dmarc_report(&self, report: OutgoingDmarcReport) -> Result<Option<QueueId>>;
+    /// Stores an aggregate report received from another organisation; `false` (and
+    /// nothing stored) if its organisation and report ID are already stored.
+    async fn store_dmarc_report(&self, report: DmarcAggregateReport) -> Result<bool>;
+    /// The received reports about `policy_domain`, oldest period first.
+    async fn dmarc_reports(&self, policy_domain: &str) -> Result<Vec<DmarcAggregateReport>>;
+
     /// Changes as they commit; IMAP IDLE subscribes here.
     fn subscribe(&self) -> broadcast::Receiver<Change>;
 }

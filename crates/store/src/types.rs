@@ -162,3 +162,132 @@ pub enum Change {
         id: QueueId,
     },
 }
+
+/// A DMARC policy or the disposition applied to a message (RFC 9990 `DispositionType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DmarcDisposition {
+    None,
+    Quarantine,
+    Reject,
+}
+
+impl DmarcDisposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DmarcDisposition::None => "none",
+            DmarcDisposition::Quarantine => "quarantine",
+            DmarcDisposition::Reject => "reject",
+        }
+    }
+
+    /// Case-insensitive; `None` for anything but the three values.
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::None, Self::Quarantine, Self::Reject]
+            .into_iter()
+            .find(|d| d.as_str().eq_ignore_ascii_case(value.trim()))
+    }
+}
+
+/// The DMARC record that applied, as RFC 9990's `policy_published` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmarcPolicyPublished {
+    pub p: DmarcDisposition,
+    pub sp: Option<DmarcDisposition>,
+    /// RFC 9989 `np`: the policy for non-existent subdomains.
+    pub np: Option<DmarcDisposition>,
+    /// `adkim=s`; relaxed otherwise.
+    pub adkim_strict: bool,
+    /// `aspf=s`; relaxed otherwise.
+    pub aspf_strict: bool,
+    /// RFC 9989 `t=y`.
+    pub testing: bool,
+    /// The `fo=` value, if the record had one.
+    pub fo: Option<String>,
+}
+
+/// One DKIM signature's result (RFC 9990 `DKIMAuthResultType`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimAuthResult {
+    pub domain: String,
+    pub selector: String,
+    /// `none`, `pass`, `fail`, `policy`, `neutral`, `temperror` or `permerror`.
+    pub result: String,
+}
+
+/// The SPF result (RFC 9990 `SPFAuthResultType`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpfAuthResult {
+    pub domain: String,
+    /// `mfrom` or `helo`.
+    pub scope: String,
+    /// `none`, `neutral`, `pass`, `fail`, `softfail`, `temperror` or `permerror`.
+    pub result: String,
+}
+
+/// One DMARC evaluation of a message received on port 25, kept for the aggregate
+/// reports sealpost sends to the policy domain's `rua` (RFC 9990).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmarcEvaluationRecord {
+    /// Seconds since the Unix epoch.
+    pub evaluated_at: i64,
+    pub source_ip: std::net::IpAddr,
+    /// The RFC5322.From domain.
+    pub header_from: String,
+    /// The RFC5321.MailFrom domain (the HELO name for the null sender).
+    pub envelope_from: String,
+    /// The recipient's domain.
+    pub envelope_to: String,
+    /// The domain whose DMARC record applied (the From domain or the one the tree walk
+    /// found above it).
+    pub policy_domain: String,
+    pub policy: DmarcPolicyPublished,
+    /// What was done with the message.
+    pub disposition: DmarcDisposition,
+    /// DMARC's verdicts: an aligned DKIM pass, an aligned SPF pass.
+    pub dkim_aligned: bool,
+    pub spf_aligned: bool,
+    pub dkim: Vec<DkimAuthResult>,
+    pub spf: Option<SpfAuthResult>,
+    /// The record's `rua` URIs as published, e.g. `mailto:dmarc@example.org`.
+    pub rua: Vec<String>,
+}
+
+/// An aggregate report sealpost has built, to be queued once per domain and period.
+#[derive(Debug, Clone)]
+pub struct OutgoingDmarcReport {
+    pub policy_domain: String,
+    /// The period covered, seconds since the Unix epoch.
+    pub begin: i64,
+    pub end: i64,
+    pub report_id: String,
+    /// The report message and its outbound recipients.
+    pub delivery: Delivery,
+}
+
+/// An aggregate report received from another organisation (RFC 9990 `feedback`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmarcAggregateReport {
+    pub org_name: String,
+    pub email: String,
+    pub report_id: String,
+    /// The period covered, seconds since the Unix epoch.
+    pub begin: i64,
+    pub end: i64,
+    pub policy_domain: String,
+    pub policy: DmarcPolicyPublished,
+    pub rows: Vec<DmarcReportRow>,
+}
+
+/// One `record` of an aggregate report: a source and what happened to its messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmarcReportRow {
+    pub source_ip: Option<std::net::IpAddr>,
+    pub count: u64,
+    pub disposition: DmarcDisposition,
+    pub dkim_aligned: bool,
+    pub spf_aligned: bool,
+    pub header_from: String,
+    pub envelope_from: String,
+    pub dkim: Vec<DkimAuthResult>,
+    pub spf: Vec<SpfAuthResult>,
+}

@@ -6,6 +6,7 @@
 //! an fsync, which is what lets a delivery's 250 reply promise the message is on disk.
 
 mod accounts;
+mod dmarc;
 mod expunge;
 mod flags;
 mod mailboxes;
@@ -15,6 +16,8 @@ mod readers;
 mod schema;
 mod writer;
 
+#[cfg(test)]
+mod dmarc_tests;
 #[cfg(test)]
 mod mailbox_tests;
 #[cfg(test)]
@@ -32,9 +35,9 @@ use self::readers::Readers;
 use self::writer::Writer;
 use crate::flags::FlagSet;
 use crate::{
-    Account, AccountId, Appended, Change, Copied, Delivered, Delivery, FlagUpdate, FlagsUpdated,
-    Mailbox, MailboxId, MessageMeta, NewMessage, QueueEntry, QueueId, Result, Store, StoreError,
-    names,
+    Account, AccountId, Appended, Change, Copied, Delivered, Delivery, DmarcAggregateReport,
+    DmarcEvaluationRecord, FlagUpdate, FlagsUpdated, Mailbox, MailboxId, MessageMeta, NewMessage,
+    OutgoingDmarcReport, QueueEntry, QueueId, Result, Store, StoreError, names,
 };
 
 /// The file inside the data directory.
@@ -330,6 +333,44 @@ impl Store for EmbeddedStore {
 
     async fn queue_message(&self, id: QueueId) -> Result<Option<Vec<u8>>> {
         self.readers.run(move |conn| queue::message(conn, id)).await
+    }
+
+    async fn record_dmarc_evaluation(&self, record: DmarcEvaluationRecord) -> Result<()> {
+        self.writer
+            .submit(move |conn, _| dmarc::record_evaluation(conn, &record))
+            .await
+    }
+
+    async fn dmarc_evaluations(&self, from: i64, until: i64) -> Result<Vec<DmarcEvaluationRecord>> {
+        self.readers
+            .run(move |conn| dmarc::evaluations(conn, from, until))
+            .await
+    }
+
+    async fn prune_dmarc_evaluations(&self, before: i64) -> Result<u64> {
+        self.writer
+            .submit(move |conn, _| dmarc::prune_evaluations(conn, before))
+            .await
+    }
+
+    async fn queue_dmarc_report(&self, report: OutgoingDmarcReport) -> Result<Option<QueueId>> {
+        dmarc::check_outgoing(&report)?;
+        self.writer
+            .submit(move |conn, changes| dmarc::queue_report(conn, &report, unix_now(), changes))
+            .await
+    }
+
+    async fn store_dmarc_report(&self, report: DmarcAggregateReport) -> Result<bool> {
+        self.writer
+            .submit(move |conn, _| dmarc::store_report(conn, &report))
+            .await
+    }
+
+    async fn dmarc_reports(&self, policy_domain: &str) -> Result<Vec<DmarcAggregateReport>> {
+        let domain = policy_domain.to_string();
+        self.readers
+            .run(move |conn| dmarc::reports(conn, &domain))
+            .await
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Change> {

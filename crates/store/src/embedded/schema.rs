@@ -92,6 +92,77 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX expunged_by_modseq ON expunged (mailbox, modseq);
     ",
+    // 3: DMARC (RFC 9990): evaluations of incoming mail for the aggregate reports we send,
+    // the reports queued (one per policy domain and period), and reports others send us.
+    // Lists of auth results are stored one per line, fields tab-separated.
+    "
+    CREATE TABLE dmarc_evaluations (
+        id            INTEGER PRIMARY KEY,
+        evaluated_at  INTEGER NOT NULL,
+        source_ip     TEXT NOT NULL,
+        header_from   TEXT NOT NULL,
+        envelope_from TEXT NOT NULL,
+        envelope_to   TEXT NOT NULL,
+        policy_domain TEXT NOT NULL,
+        p             TEXT NOT NULL,
+        sp            TEXT,
+        np            TEXT,
+        adkim_strict  INTEGER NOT NULL,
+        aspf_strict   INTEGER NOT NULL,
+        testing       INTEGER NOT NULL,
+        fo            TEXT,
+        disposition   TEXT NOT NULL,
+        dkim_aligned  INTEGER NOT NULL,
+        spf_aligned   INTEGER NOT NULL,
+        dkim          TEXT NOT NULL,
+        spf           TEXT NOT NULL,
+        rua           TEXT NOT NULL
+    );
+    CREATE INDEX dmarc_evaluations_by_time ON dmarc_evaluations (evaluated_at);
+
+    CREATE TABLE dmarc_reports_sent (
+        policy_domain TEXT NOT NULL,
+        begin         INTEGER NOT NULL,
+        end           INTEGER NOT NULL,
+        report_id     TEXT NOT NULL,
+        queue_id      INTEGER,
+        PRIMARY KEY (policy_domain, begin)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE dmarc_reports (
+        id            INTEGER PRIMARY KEY,
+        org_name      TEXT NOT NULL,
+        email         TEXT NOT NULL,
+        report_id     TEXT NOT NULL,
+        begin         INTEGER NOT NULL,
+        end           INTEGER NOT NULL,
+        policy_domain TEXT NOT NULL,
+        p             TEXT NOT NULL,
+        sp            TEXT,
+        np            TEXT,
+        adkim_strict  INTEGER NOT NULL,
+        aspf_strict   INTEGER NOT NULL,
+        testing       INTEGER NOT NULL,
+        fo            TEXT,
+        UNIQUE (org_name, report_id)
+    );
+    CREATE INDEX dmarc_reports_by_domain ON dmarc_reports (policy_domain, begin);
+
+    CREATE TABLE dmarc_report_rows (
+        report        INTEGER NOT NULL REFERENCES dmarc_reports(id) ON DELETE CASCADE,
+        position      INTEGER NOT NULL,
+        source_ip     TEXT,
+        count         INTEGER NOT NULL,
+        disposition   TEXT NOT NULL,
+        dkim_aligned  INTEGER NOT NULL,
+        spf_aligned   INTEGER NOT NULL,
+        header_from   TEXT NOT NULL,
+        envelope_from TEXT NOT NULL,
+        dkim          TEXT NOT NULL,
+        spf           TEXT NOT NULL,
+        PRIMARY KEY (report, position)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// Applies the steps this store has not seen yet and returns how many that was.
