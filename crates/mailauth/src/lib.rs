@@ -2,6 +2,7 @@
 //! signing on outbound mail, and the DNS records a domain must publish.
 
 pub mod keys;
+pub mod records;
 pub mod sign;
 
 pub use keys::{DkimKeyFile, DomainKeys, KeyAlgorithm, KeyDirectory, KeyError};

@@ -3,6 +3,8 @@
 mod account;
 mod bench;
 mod config;
+mod dns_records;
+mod domain;
 mod listener;
 mod mail;
 mod queue;
@@ -47,6 +49,13 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+    /// Manage local domains and their DKIM keys.
+    Domain {
+        #[command(subcommand)]
+        command: domain::DomainCommand,
+    },
+    /// Print every DNS record a local domain should publish, in zone-file syntax.
+    Dns { domain: String },
     /// Inspect the outbound queue.
     Queue {
         #[command(subcommand)]
@@ -83,6 +92,8 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Command::Account { command } => account::run(command, &config).await,
             Command::Mail { command } => mail::run(command, &config).await,
             Command::Bench { command } => bench::run(command).await,
+            Command::Domain { command } => domain::run(command, &config).await,
+            Command::Dns { domain } => dns_records::print(&domain, &config),
             Command::Queue {
                 command: QueueCommand::List,
             } => queue::list(&config).await,
