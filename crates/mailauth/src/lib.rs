@@ -3,6 +3,7 @@
 
 pub mod keys;
 pub mod records;
+pub mod reports;
 pub mod sign;
 
 pub use keys::{DkimKeyFile, DomainKeys, KeyAlgorithm, KeyDirectory, KeyError};
