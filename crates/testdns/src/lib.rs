@@ -2,7 +2,7 @@
 //! loopback, never a mock of the resolver).
 //!
 //! It answers authoritatively from zone files in RFC 1035 master format, over UDP and TCP
-//! on one loopback port. Names can also be made *silent*: queries for them (and for
+//! on one loopback port, and NXDOMAIN for names outside them. Names can also be made *silent*: queries for them (and for
 //! anything below them) are read and never answered, which is how a test makes a
 //! resolver time out. A closed port would not do: UDP to it draws an ICMP "port
 //! unreachable" and the resolver fails at once instead of waiting.
@@ -54,7 +54,13 @@ impl TestDnsBuilder {
         let (udp, tcp) = bind_pair(addr).await?;
         let addr = udp.local_addr()?;
         let mut catalog = Catalog::new();
-        for zone in self.zones {
+        // Names outside every zone get NXDOMAIN from an empty root zone, as the real tree
+        // answers for the reserved test TLDs (a resolver walking up to `_dmarc.test.`
+        // must learn that nothing is there, not be refused).
+        let has_root = self.zones.iter().any(|zone| zone.origin().is_root());
+        let root = (!has_root).then(|| Zone::parse(".", "")).transpose();
+        let root = root.map_err(|error| std::io::Error::other(error.to_string()))?;
+        for zone in self.zones.into_iter().chain(root) {
             let origin = LowerName::from(zone.origin().clone());
             catalog.upsert(origin, vec![Arc::new(zone.into_handler())]);
         }

@@ -122,6 +122,17 @@ async fn nxdomain_and_nodata_are_told_apart() {
 }
 
 #[tokio::test]
+async fn names_outside_every_zone_do_not_exist() {
+    let dns = server().await;
+    assert_eq!(
+        resolver(&dns, Duration::from_secs(2))
+            .txt("_dmarc.test")
+            .await,
+        Err(LookupError::NxDomain("_dmarc.test".into()))
+    );
+}
+
+#[tokio::test]
 async fn ptr_names_the_host() {
     let dns = server().await;
     let names = resolver(&dns, Duration::from_secs(2))
