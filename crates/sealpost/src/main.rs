@@ -2,7 +2,9 @@
 
 mod account;
 mod bench;
+mod check;
 mod config;
+mod dmarc;
 mod dns_records;
 mod domain;
 mod listener;
@@ -56,6 +58,13 @@ enum Command {
     },
     /// Print every DNS record a local domain should publish, in zone-file syntax.
     Dns { domain: String },
+    /// DMARC aggregate reports: import and summarise those received, send ours.
+    Dmarc {
+        #[command(subcommand)]
+        command: dmarc::DmarcCommand,
+    },
+    /// Inspect a mail server's (or a domain's) TLS and DNS posture and grade it.
+    Check(check::CheckArgs),
     /// Inspect the outbound queue.
     Queue {
         #[command(subcommand)]
@@ -94,6 +103,8 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Command::Bench { command } => bench::run(command).await,
             Command::Domain { command } => domain::run(command, &config).await,
             Command::Dns { domain } => dns_records::print(&domain, &config),
+            Command::Dmarc { command } => dmarc::run(command, &config).await,
+            Command::Check(args) => check::run(args, &config).await,
             Command::Queue {
                 command: QueueCommand::List,
             } => queue::list(&config).await,

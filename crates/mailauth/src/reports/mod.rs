@@ -7,7 +7,7 @@ mod message;
 use sealpost_dns::{LookupError, Resolver};
 
 pub use mail_auth::report::{
-    ActionDisposition, Alignment, DKIMAuthResult, Disposition, DkimResult, DmarcResult,
+    ActionDisposition, Alignment, DKIMAuthResult, Discovery, Disposition, DkimResult, DmarcResult,
     PolicyPublished, Record, Report, SPFAuthResult, SPFDomainScope, SpfResult,
 };
 
