@@ -4,11 +4,13 @@
 //! creates the two mailboxes its DNS records send reports to (`dmarc-reports@` and
 //! `tls-reports@`), so that reports are accepted on port 25 from the start.
 
+use std::io::{Read, Write};
+
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::Subcommand;
-use sealpost_mailauth::KeyDirectory;
+use sealpost_mailauth::{DkimSigner, KeyDirectory};
 use sealpost_store::{Store, password};
 
 use crate::account::open_store;
@@ -28,6 +30,10 @@ pub enum DomainCommand {
     /// Make new DKIM keys under today's selectors; the old ones stay on disk, so keep
     /// their DNS records until mail signed with them has been delivered.
     RotateKeys { domain: String },
+    /// Sign the message on standard input with the domain's DKIM keys and write it,
+    /// signatures first, to standard output (to check the published records, or to sign
+    /// mail that leaves another way).
+    Sign { domain: String },
 }
 
 pub async fn run(command: DomainCommand, config: &Config) -> anyhow::Result<()> {
@@ -104,6 +110,20 @@ pub async fn run(command: DomainCommand, config: &Config) -> anyhow::Result<()> 
                 "publish the new records (sealpost dns {}) before mail is signed with them",
                 active.domain
             );
+        }
+        DomainCommand::Sign { domain } => {
+            let signer = DkimSigner::load(&config.data_dir).context("cannot load the DKIM keys")?;
+            let mut message = Vec::new();
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut message)
+                .context("cannot read the message from standard input")?;
+            let signature = signer.sign(&domain, &message).with_context(|| {
+                format!("{domain} has no DKIM keys: run `sealpost domain add {domain}` first")
+            })?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&signature)?;
+            out.write_all(&message)?;
         }
     }
     Ok(())

@@ -162,10 +162,11 @@ pub fn mta_sts_id(policy: &str) -> String {
 }
 
 /// A TXT value as zone-file character-strings: quoted, `"` and `\` escaped, split into
-/// pieces of at most 255 octets (RFC 1035 §3.3.14), in parentheses when there are
-/// several. Receivers join the pieces without separators (RFC 6376 §3.6.2.2).
+/// pieces of at most 255 octets (RFC 1035 §3.3.14), separated by spaces on one line.
+/// Receivers join the pieces without separators (RFC 6376 §3.6.2.2). No parentheses:
+/// some zone parsers (hickory's) take the `;` of `v=DKIM1;` inside them for a comment.
 pub fn txt_strings(value: &str) -> String {
-    let pieces: Vec<String> = value
+    value
         .as_bytes()
         .chunks(255)
         .map(|chunk| {
@@ -185,11 +186,8 @@ pub fn txt_strings(value: &str) -> String {
             quoted.push('"');
             quoted
         })
-        .collect();
-    match pieces.as_slice() {
-        [one] => one.clone(),
-        _ => format!("( {} )", pieces.join(" ")),
-    }
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn fqdn(name: &str) -> String {

@@ -24,8 +24,7 @@ fn records() -> DomainRecords {
 fn long_txt_values_are_split_into_255_octet_strings() {
     let value = "x".repeat(600);
     let text = txt_strings(&value);
-    assert!(text.starts_with("( \"") && text.ends_with("\" )"));
-    let pieces: Vec<&str> = text[2..text.len() - 2].split(' ').collect();
+    let pieces: Vec<&str> = text.split(' ').collect();
     let lengths: Vec<usize> = pieces.iter().map(|p| p.len() - 2).collect();
     assert_eq!(lengths, [255, 255, 90]);
     assert_eq!(txt_strings("v=spf1 mx -all"), "\"v=spf1 mx -all\"");
@@ -38,7 +37,7 @@ fn the_zone_names_every_record_with_absolute_names() {
     for expected in [
         "example.org. 3600 IN MX 10 mail.example.org.",
         "example.org. 3600 IN TXT \"v=spf1 mx -all\"",
-        "s20261128r._domainkey.example.org. 3600 IN TXT ( \"v=DKIM1; k=rsa; p=",
+        "s20261128r._domainkey.example.org. 3600 IN TXT \"v=DKIM1; k=rsa; p=",
         "s20261128e._domainkey.example.org. 3600 IN TXT \"v=DKIM1; k=ed25519; p=11qY",
         "_dmarc.example.org. 3600 IN TXT \"v=DMARC1; p=quarantine; rua=mailto:dmarc-reports@example.org\"",
         "_mta-sts.example.org. 3600 IN TXT \"v=STSv1; id=",
