@@ -4,13 +4,19 @@ dnspython and served by a real DNS server on loopback, and DMARC aggregate repor
 to the report mailbox, imported and summarised by `sealpost dmarc report`."""
 
 import base64
+import email
+import email.policy
+import gzip
 import hashlib
 import os
 import re
 import shutil
 import smtplib
+import sqlite3
 import stat
 import subprocess
+import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import dkim
@@ -403,3 +409,91 @@ def test_send_reports_with_no_evaluations_queues_nothing(make_server):
     domain_add(server, "example.test")
     assert server.cli("dmarc", "send-reports").stdout.decode().strip() == "no reports due"
     assert server.queue_list() == []
+
+
+def insert_evaluations(server, rows):
+    """DMARC evaluations as port 25 intake records them, written straight into the store
+    so they can be dated yesterday (reports cover complete days only)."""
+    db = sqlite3.connect(server.data_dir / "store.sqlite3", timeout=10)
+    with db:
+        db.executemany(
+            "INSERT INTO dmarc_evaluations (evaluated_at, source_ip, header_from, envelope_from, "
+            "envelope_to, policy_domain, p, sp, np, adkim_strict, aspf_strict, testing, fo, "
+            "disposition, dkim_aligned, spf_aligned, dkim, spf, rua) "
+            "VALUES (?, ?, ?, ?, 'example.test', ?, 'reject', NULL, NULL, 0, 0, 0, NULL, ?, ?, ?, ?, ?, ?)",
+            rows)
+    db.close()
+
+
+def queued_messages(server):
+    db = sqlite3.connect(server.data_dir / "store.sqlite3", timeout=10)
+    rows = db.execute("SELECT queue.id, blobs.raw FROM queue JOIN blobs ON blobs.id = queue.blob "
+                      "ORDER BY queue.id").fetchall()
+    db.close()
+    return rows
+
+
+def test_send_reports_queues_one_signed_rfc9990_report_per_domain_and_day(make_server, testdns, tmp_path):
+    # vendor.example accepts reports about example.net; elsewhere.example does not.
+    port = testdns({"vendor.example": "example.net._report._dmarc.vendor.example. 3600 IN TXT \"v=DMARC1\"\n",
+                    "elsewhere.example": "elsewhere.example. 3600 IN TXT \"v=spf1 -all\"\n"})
+    server = make_server(config={"dns": {"nameservers": [f"127.0.0.1:{port}"]}}, start=False)
+    domain_add(server, "example.test")
+    day = int(time.time()) // 86400 * 86400 - 86400
+    rua = "mailto:dmarc@example.net,mailto:agg@vendor.example!10m,mailto:x@elsewhere.example"
+    dkim_pass = "example.net\ts1\tpass"
+    insert_evaluations(server, [
+        (day + 100, "192.0.2.1", "example.net", "example.net", "example.net", "none", 1, 1,
+         dkim_pass, "example.net\tmfrom\tpass", rua),
+        (day + 200, "192.0.2.1", "example.net", "example.net", "example.net", "none", 1, 1,
+         dkim_pass, "example.net\tmfrom\tpass", rua),
+        (day + 300, "203.0.113.5", "example.net", "spoof.example", "example.net", "reject", 0, 0,
+         "", "spoof.example\tmfrom\tfail", rua),
+        # Today's is not reported yet.
+        (int(time.time()), "192.0.2.1", "example.net", "example.net", "example.net", "none", 1, 1,
+         dkim_pass, "example.net\tmfrom\tpass", rua),
+    ])
+
+    out = server.cli("dmarc", "send-reports").stdout.decode()
+    assert re.fullmatch(r"queued report \S+ for example\.net \(3 messages\) to "
+                        r"dmarc@example\.net, agg@vendor\.example\n", out), out
+    assert [q[1:3] for q in server.queue_list()] == [
+        ["dmarc-reports@example.test", "dmarc@example.net,agg@vendor.example"]]
+    ((_, raw),) = queued_messages(server)
+
+    # Signed by the reporting domain, checked by dkimpy against the published records.
+    text, _ = zone(server, "example.test")
+    answers = resolver(testdns({"example.test": text}))
+
+    def dnsfunc(name, timeout=5):
+        name = name.decode() if isinstance(name, bytes) else name
+        return b"".join(answers.resolve(name, "TXT")[0].strings)
+
+    assert [s["d"] for s in signature_tags(raw)] == ["example.test", "example.test"]
+    assert dkim.DKIM(raw).verify(idx=0, dnsfunc=dnsfunc)
+    assert dkim.DKIM(raw).verify(idx=1, dnsfunc=dnsfunc)
+
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    subject = message["Subject"]
+    assert re.fullmatch(r"Report Domain: example\.net Submitter: mail\.example\.test Report-ID: <\S+>",
+                        subject), subject
+    (attachment,) = [p for p in message.iter_attachments() if p.get_content_type() == "application/gzip"]
+    assert attachment.get_filename() == f"mail.example.test!example.net!{day}!{day + 86399}.xml.gz"
+    root = ET.fromstring(gzip.decompress(attachment.get_content()))
+    ns = {"d": "urn:ietf:params:xml:ns:dmarc-2.0"}
+    assert root.tag == "{urn:ietf:params:xml:ns:dmarc-2.0}feedback"
+    assert root.findtext("d:report_metadata/d:org_name", namespaces=ns) == "mail.example.test"
+    assert root.findtext("d:report_metadata/d:date_range/d:begin", namespaces=ns) == str(day)
+    assert root.findtext("d:policy_published/d:domain", namespaces=ns) == "example.net"
+    assert root.findtext("d:policy_published/d:p", namespaces=ns) == "reject"
+    records = sorted(
+        (r.findtext("d:row/d:source_ip", namespaces=ns), r.findtext("d:row/d:count", namespaces=ns),
+         r.findtext("d:row/d:policy_evaluated/d:disposition", namespaces=ns),
+         r.findtext("d:row/d:policy_evaluated/d:dkim", namespaces=ns),
+         r.findtext("d:auth_results/d:spf/d:result", namespaces=ns))
+        for r in root.findall("d:record", ns))
+    assert records == [("192.0.2.1", "2", "pass", "pass", "pass"),
+                       ("203.0.113.5", "1", "reject", "fail", "fail")]
+
+    assert server.cli("dmarc", "send-reports").stdout.decode().strip() == "no reports due"
+    assert len(server.queue_list()) == 1
