@@ -186,7 +186,8 @@ pub fn analyse(
     let missing_issuer = matches!(result, Err(webpki::Error::UnknownIssuer)) && !self_issued(last);
     let trust_error = result.as_ref().err().map(|e| match e {
         webpki::Error::UnknownIssuer if missing_issuer => format!(
-            "incomplete chain: the issuer of \"{}\" (\"{}\") was not sent and is not a trust anchor",
+            "incomplete chain: the issuer of \"{}\" (\"{}\") was not sent and is not a trust \
+             anchor (an intermediate is missing, or a private CA to pass with --ca)",
             last.subject(),
             last.issuer()
         ),

@@ -1,0 +1,232 @@
+"""`sealpost check` against real servers: sealpost itself must get A+ on all seven ports,
+and servers built from other software with one fault each must be caught with the
+finding that names the fault."""
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from conftest import LISTENER_KEYS, sealpost_bin
+from pki import CA, new_key, openssl
+from weak_servers import (
+    OpensslServer,
+    StarttlsSmtpServer,
+    expired_leaf,
+    free_port,
+    leaf_behind_intermediate,
+)
+
+CHECK_TIMEOUT = 120
+ALL_LISTENERS = {key: "127.0.0.1:0" for key in LISTENER_KEYS}
+
+
+def run_check(*args, ca=None):
+    cmd = [sealpost_bin(), "check", *(["--ca", str(ca)] if ca else []), *args]
+    return subprocess.run(cmd, capture_output=True, timeout=CHECK_TIMEOUT, stdin=subprocess.DEVNULL)
+
+
+def check_json(*targets, ca=None, extra=()):
+    result = run_check("--json", *extra, *targets, ca=ca)
+    assert result.returncode == 0, (
+        f"sealpost check exited {result.returncode}\nstderr: {result.stderr.decode(errors='replace')}"
+    )
+    report = json.loads(result.stdout)
+    assert report["schema_version"] == 1
+    return report
+
+
+def only_endpoint(report):
+    [endpoint] = report["endpoints"]
+    return endpoint
+
+
+def finding_ids(endpoint):
+    return [f["id"] for f in endpoint["findings"] if f["cap"] != "A+"]
+
+
+def accepted_versions(endpoint):
+    return {v["version"] for v in endpoint["versions"] if v["accepted"]}
+
+
+def explain(endpoint) -> str:
+    return json.dumps({k: endpoint[k] for k in ("grade", "findings", "errors", "versions")}, indent=1)
+
+
+# ---- sealpost itself ----
+
+@pytest.fixture
+def full_server(make_server):
+    return make_server(config={"hostname": "localhost", "listeners": ALL_LISTENERS})
+
+
+def test_sealpost_gets_a_plus_on_all_seven_ports_in_under_five_seconds(full_server):
+    targets = [f"{key}://localhost:{full_server.ports[key]}" for key in LISTENER_KEYS]
+    started = time.monotonic()
+    report = check_json(*targets, ca=full_server.ca_path)
+    elapsed = time.monotonic() - started
+    print(f"sealpost check of 7 endpoints took {elapsed:.2f} s")
+    assert elapsed < 5, f"checking one host took {elapsed:.1f} s"
+    assert [e["service"] for e in report["endpoints"]] == list(LISTENER_KEYS)
+    for e in report["endpoints"]:
+        assert e["grade"] == "A+", explain(e)
+        assert e["errors"] == [], explain(e)
+        assert accepted_versions(e) == {"TLSv1.2", "TLSv1.3"}, explain(e)
+        assert e["negotiated"]["group"] == "X25519MLKEM768"
+        assert any(g["name"] == "X25519MLKEM768" and g["accepted"] for g in e["groups"])
+        assert all(not s["weaknesses"] for s in e["cipher_suites"]["suites"])
+        assert e["cipher_suites"]["server_preference"] is True
+        cert = e["certificate"]
+        assert cert["trusted"] and cert["name_matches"] and cert["chain_complete"], cert
+        assert cert["key_type"] == "EC P-256" and cert["days_to_expiry"] > 30
+        assert e["alpn_foreign"] == "refused"
+        if e["service"] in ("smtp", "submission", "imap", "pop3"):
+            plain = e["plaintext"]
+            assert plain["starttls_offered"] is True
+            assert plain["auth_before_tls"] == []
+            assert plain["command_injection"] is False
+            assert plain["response_injection"] is False
+            if e["service"] != "smtp":
+                assert plain["plaintext_login"]["outcome"] == "refused", plain
+        else:
+            assert e["plaintext"] is None
+
+
+def test_human_report_is_a_plain_table_when_piped_and_min_grade_passes(full_server):
+    result = run_check("--min-grade", "A+", f"submissions://localhost:{full_server.ports['submissions']}",
+                       f"imap://localhost:{full_server.ports['imap']}", ca=full_server.ca_path)
+    out = result.stdout.decode()
+    assert result.returncode == 0, result.stderr.decode()
+    assert "\x1b[" not in out and "\x1b[" not in result.stderr.decode()
+    assert f"submissions://localhost:{full_server.ports['submissions']}  A+" in out, out
+    assert "summary" in out and "versions" in out and "certificate" in out
+
+
+def test_without_the_ca_the_generated_certificate_is_not_trusted_and_min_grade_fails(full_server):
+    target = f"submissions://localhost:{full_server.ports['submissions']}"
+    result = run_check("--json", "--min-grade", "B", target)
+    assert result.returncode == 1
+    assert b"below --min-grade B" in result.stderr
+    endpoint = only_endpoint(json.loads(result.stdout))
+    assert endpoint["grade"] == "C"
+    # sealpost sends its leaf alone; without --ca its issuer is unknown, as is a missing
+    # intermediate's, and the message says both.
+    assert finding_ids(endpoint) == ["cert_chain_incomplete"], explain(endpoint)
+    assert "--ca" in endpoint["findings"][0]["message"]
+
+
+# ---- weak servers from other software ----
+
+@pytest.fixture
+def ca(tmp_path):
+    return CA(tmp_path / "ca")
+
+
+def test_openssl_tls1_only_with_a_non_forward_secret_suite_is_caught(ca, tmp_path):
+    cert, key = ca.issue("legacy", dns=["localhost"], kind="rsa")
+    server = OpensslServer(cert, key, ["-tls1", "-cipher", "AES128-SHA@SECLEVEL=0"])
+    try:
+        for scheme in ("submissions", "imaps"):
+            e = only_endpoint(check_json(f"{scheme}://localhost:{server.port}", ca=ca.cert,
+                                         extra=("--timeout", "5")))
+            assert accepted_versions(e) == {"TLSv1.0"}, explain(e)
+            suites = e["cipher_suites"]
+            assert suites["version"] == "TLSv1.0"
+            assert [s["name"] for s in suites["suites"]] == ["TLS_RSA_WITH_AES_128_CBC_SHA"]
+            assert "no_forward_secrecy" in suites["suites"][0]["weaknesses"]
+            ids = finding_ids(e)
+            assert "tls10" in ids and "no_forward_secrecy" in ids and "no_tls12" in ids, explain(e)
+            assert e["grade"] == "C", explain(e)
+            # The chain came from the legacy handshake: rustls could not connect at all.
+            assert e["certificate"]["key_type"] == "RSA" and e["certificate"]["trusted"]
+    finally:
+        server.stop()
+
+
+def test_starttls_server_answering_pipelined_commands_inside_tls_is_caught(ca):
+    cert, key = ca.issue("inject", dns=["localhost"])
+    vulnerable = StarttlsSmtpServer(cert, key, answer_pipelined=True)
+    fixed = StarttlsSmtpServer(cert, key)
+    try:
+        e = only_endpoint(check_json(f"smtp://localhost:{vulnerable.port}", ca=ca.cert))
+        assert e["plaintext"]["command_injection"] is True, explain(e)
+        assert "starttls_command_injection" in finding_ids(e)
+        assert e["grade"] == "F"
+        e = only_endpoint(check_json(f"smtp://localhost:{fixed.port}", ca=ca.cert))
+        assert e["plaintext"]["command_injection"] is False, explain(e)
+        assert "starttls_command_injection" not in finding_ids(e)
+    finally:
+        vulnerable.stop()
+        fixed.stop()
+
+
+def test_auth_plain_offered_before_starttls_is_caught(ca):
+    cert, key = ca.issue("authplain", dns=["localhost"])
+    server = StarttlsSmtpServer(cert, key, auth_before_tls=True)
+    try:
+        e = only_endpoint(check_json(f"submission://localhost:{server.port}", ca=ca.cert))
+        plain = e["plaintext"]
+        assert plain["starttls_offered"] is True
+        assert plain["auth_before_tls"] == ["PLAIN", "LOGIN"], plain
+        assert plain["plaintext_login"]["outcome"] == "evaluated", plain
+        assert plain["plaintext_login"]["reply"].startswith("535")
+        ids = finding_ids(e)
+        assert "auth_before_tls" in ids and "plaintext_login" in ids, explain(e)
+        assert e["grade"] == "F"
+    finally:
+        server.stop()
+
+
+def test_expired_certificate_is_caught(ca):
+    cert, key = expired_leaf(ca, "expired")
+    server = StarttlsSmtpServer(cert, key)
+    try:
+        e = only_endpoint(check_json(f"smtp://localhost:{server.port}", ca=ca.cert))
+        assert e["certificate"]["expired"] is True
+        assert e["certificate"]["days_to_expiry"] < -365
+        assert finding_ids(e)[0] == "cert_expired", explain(e)
+        assert e["grade"] == "F"
+    finally:
+        server.stop()
+
+
+def test_certificate_for_another_name_is_caught(ca):
+    cert, key = ca.issue("wrongname", dns=["mail.other.test"])
+    server = StarttlsSmtpServer(cert, key)
+    try:
+        e = only_endpoint(check_json(f"smtp://localhost:{server.port}", ca=ca.cert))
+        assert e["certificate"]["trusted"] is True
+        assert e["certificate"]["name_matches"] is False
+        assert "cert_name_mismatch" in finding_ids(e), explain(e)
+        assert e["grade"] == "C"
+    finally:
+        server.stop()
+
+
+def test_incomplete_chain_is_caught(ca):
+    cert, key = leaf_behind_intermediate(ca, "nochain")
+    server = StarttlsSmtpServer(cert, key)
+    try:
+        e = only_endpoint(check_json(f"smtp://localhost:{server.port}", ca=ca.cert))
+        assert e["certificate"]["chain_complete"] is False
+        assert "incomplete chain" in e["certificate"]["trust_error"]
+        assert "cert_chain_incomplete" in finding_ids(e), explain(e)
+        assert e["grade"] == "C"
+    finally:
+        server.stop()
+
+
+def test_nothing_listening_is_f(tmp_path):
+    port = free_port()
+    result = run_check("--json", "--min-grade", "F", f"smtp://127.0.0.1:{port}")
+    e = only_endpoint(json.loads(result.stdout))
+    assert e["grade"] == "F" and finding_ids(e) == ["unreachable"]
+    assert e["address"] is None
+    assert result.returncode == 0  # F is not below F
+
+
+def test_a_target_that_is_not_one_is_refused_with_a_reason():
+    result = run_check("http://example.test")
+    assert result.returncode != 0
+    assert b"unknown scheme" in result.stderr
