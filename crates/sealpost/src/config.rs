@@ -18,6 +18,7 @@ pub struct Config {
     pub listeners: Option<ListenersConfig>,
     pub tls: TlsConfig,
     pub dns: DnsConfig,
+    pub mailauth: MailauthConfig,
     pub store: StoreConfig,
     pub smtp: SmtpConfig,
     pub limits: LimitsConfig,
@@ -32,6 +33,7 @@ impl Default for Config {
             listeners: None,
             tls: TlsConfig::default(),
             dns: DnsConfig::default(),
+            mailauth: MailauthConfig::default(),
             store: StoreConfig::default(),
             smtp: SmtpConfig::default(),
             limits: LimitsConfig::default(),
@@ -95,11 +97,43 @@ pub struct CertificatePair {
     pub key: PathBuf,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DnsConfig {
     /// Empty: the system's resolvers. Tests use ["127.0.0.1:5353"].
     pub nameservers: Vec<String>,
+    /// Seconds one query may take at one nameserver (each is tried twice); a lookup that
+    /// gets no answer is a temporary failure (451 for a message on port 25).
+    pub timeout: u64,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self {
+            nameservers: Vec::new(),
+            timeout: 3,
+        }
+    }
+}
+
+/// Mail authentication of messages arriving on port 25.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailauthConfig {
+    /// SPF, DKIM, DMARC and ARC checks with an Authentication-Results header.
+    pub verify: bool,
+    /// Apply DMARC policy: reject (550), quarantine (to Junk), and 451 when DNS fails.
+    /// `false` only annotates.
+    pub enforce: bool,
+}
+
+impl Default for MailauthConfig {
+    fn default() -> Self {
+        Self {
+            verify: true,
+            enforce: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -260,12 +294,9 @@ impl Config {
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             bail!("[tls] needs both cert and key, or neither (for a generated certificate)");
         }
-        for server in &self.dns.nameservers {
-            server.parse::<SocketAddr>().with_context(|| {
-                format!(
-                    "[dns] nameservers: {server:?} is not an address:port like \"127.0.0.1:53\""
-                )
-            })?;
+        self.resolver_settings()?;
+        if self.dns.timeout == 0 {
+            bail!("[dns] timeout = 0: set the seconds a DNS query may take, e.g. timeout = 3");
         }
         for name in &self.tls.session_tickets {
             if !ListenerName::ALL.iter().any(|l| l.key() == name) {
@@ -311,6 +342,23 @@ impl Config {
             max_errors: self.smtp.max_errors,
             idle_timeout: Duration::from_secs(self.smtp.idle_timeout),
         }
+    }
+
+    /// The resolver's setup from `[dns]`.
+    pub fn resolver_settings(&self) -> anyhow::Result<sealpost_dns::ResolverSettings> {
+        let mut nameservers = Vec::new();
+        for server in &self.dns.nameservers {
+            nameservers.push(server.parse::<SocketAddr>().with_context(|| {
+                format!(
+                    "[dns] nameservers: {server:?} is not an address:port like \"127.0.0.1:53\""
+                )
+            })?);
+        }
+        Ok(sealpost_dns::ResolverSettings {
+            nameservers,
+            timeout: Duration::from_secs(self.dns.timeout),
+            ..sealpost_dns::ResolverSettings::default()
+        })
     }
 
     pub fn session_tickets(&self, name: ListenerName) -> bool {
@@ -396,6 +444,9 @@ key = "/etc/sealpost/key.pem"
 client_ca = ""
 [dns]
 nameservers = []
+[mailauth]
+verify = true
+enforce = true
 [store]
 url = ""
 "#;
@@ -404,6 +455,34 @@ url = ""
         assert_eq!(config.hostname, "mail.example.test");
         assert_eq!(config.listeners().unwrap().len(), 7);
         assert_eq!(config.tls.client_ca, None);
+    }
+
+    #[test]
+    fn mail_authentication_is_on_and_enforced_by_default() {
+        let config = Config::parse("").unwrap();
+        assert!(config.mailauth.verify && config.mailauth.enforce);
+        let config = Config::parse("[mailauth]\nenforce = false").unwrap();
+        assert!(config.mailauth.verify && !config.mailauth.enforce);
+        let err = Config::parse("[mailauth]\nverfy = true")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("verfy"), "{err}");
+    }
+
+    #[test]
+    fn dns_nameservers_become_resolver_settings() {
+        let config =
+            Config::parse("[dns]\nnameservers = [\"127.0.0.1:5353\"]\ntimeout = 1").unwrap();
+        config.validate().unwrap();
+        let settings = config.resolver_settings().unwrap();
+        assert_eq!(
+            settings.nameservers,
+            vec!["127.0.0.1:5353".parse().unwrap()]
+        );
+        assert_eq!(settings.timeout, Duration::from_secs(1));
+        let config = Config::parse("[dns]\nnameservers = [\"127.0.0.1\"]").unwrap();
+        let err = format!("{:#}", config.validate().unwrap_err());
+        assert!(err.contains("address:port"), "{err}");
     }
 
     #[test]

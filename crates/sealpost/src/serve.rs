@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sealpost_dns::Resolver;
 use sealpost_imap::ImapService;
 use sealpost_imap::registry::SessionRegistry;
+use sealpost_mailauth::{DkimSigner, InboundVerifier};
 use sealpost_pop3::Pop3Service;
 use sealpost_smtp::{ListenerKind, SmtpService};
 use sealpost_store::{Login, LoginPolicy, Store};
@@ -43,6 +45,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         },
     ));
 
+    let mailauth = mailauth(&config)?;
+
     tls.watch();
     // 143 and 993 count an account's sessions together.
     let imap_sessions = Arc::new(SessionRegistry::default());
@@ -57,6 +61,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             &login,
             &acceptor,
             &imap_sessions,
+            &mailauth,
         ));
         println!(
             "{:<12} {}  {}",
@@ -137,6 +142,45 @@ fn app_protocol(name: ListenerName) -> AppProtocol {
     }
 }
 
+/// Verification for port 25 and signing for submission.
+struct Mailauth {
+    verifier: Option<Arc<InboundVerifier>>,
+    signer: Arc<DkimSigner>,
+}
+
+/// The resolver from `[dns]`, the verifier `[mailauth]` asks for, and the DKIM keys of
+/// `DATA/dkim` (made by `sealpost domain add`).
+fn mailauth(config: &Config) -> anyhow::Result<Mailauth> {
+    let verifier = if config.mailauth.verify {
+        let settings = config.resolver_settings()?;
+        let resolver = Resolver::new(&settings).context(
+            "cannot set up the DNS resolver: check /etc/resolv.conf or set [dns] nameservers = [\"127.0.0.1:53\"]",
+        )?;
+        info!(
+            nameservers = ?settings.nameservers,
+            enforce = config.mailauth.enforce,
+            "port 25 verifies SPF, DKIM and DMARC"
+        );
+        Some(Arc::new(
+            InboundVerifier::new(resolver, config.hostname.clone())
+                .enforce(config.mailauth.enforce),
+        ))
+    } else {
+        info!("[mailauth] verify = false: port 25 stores mail unverified");
+        None
+    };
+    let signer = DkimSigner::load(&config.data_dir).with_context(|| {
+        format!(
+            "cannot load the DKIM keys in {}: repair or remove the damaged key, or make new keys with `sealpost domain rotate-keys`",
+            config.data_dir.join("dkim").display()
+        )
+    })?;
+    Ok(Mailauth {
+        verifier,
+        signer: Arc::new(signer),
+    })
+}
+
 fn service(
     name: ListenerName,
     config: &Config,
@@ -144,6 +188,7 @@ fn service(
     login: &Arc<Login>,
     acceptor: &TlsAcceptor,
     imap_sessions: &Arc<SessionRegistry>,
+    mailauth: &Mailauth,
 ) -> Service {
     let smtp = |kind| {
         Service::Smtp(SmtpService {
@@ -153,6 +198,8 @@ fn service(
             login: login.clone(),
             tls: acceptor.clone(),
             limits: config.smtp_limits(),
+            verifier: mailauth.verifier.clone(),
+            signer: Some(mailauth.signer.clone()),
         })
     };
     match name {

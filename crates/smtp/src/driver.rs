@@ -6,10 +6,13 @@
 //! client, so a pipelined batch of commands (RFC 2920) is answered in one write and no
 //! reply is ever split across writes.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sealpost_store::{Login, LoginError, Store};
+use sealpost_mailauth::{DkimSigner, InboundVerifier};
+use sealpost_store::{Delivery, DmarcEvaluationRecord, Login, LoginError, Store};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::time::timeout;
@@ -29,8 +32,12 @@ const OUTPUT_HIGH_WATER: usize = 64 * 1024;
 
 /// What the session needs from the rest of the server.
 pub(crate) struct Env<'a> {
-    pub store: &'a dyn Store,
+    pub store: &'a Arc<dyn Store>,
     pub login: &'a Login,
+    /// Port 25: authenticates messages before they are stored.
+    pub verifier: Option<&'a InboundVerifier>,
+    /// Submission: signs messages as their sender's domain.
+    pub signer: Option<&'a DkimSigner>,
 }
 
 /// Why a session ended (for its log line).
@@ -165,7 +172,7 @@ async fn serve<C: Connection>(
                     break;
                 }
                 Action::LookupRecipient(query) => {
-                    let lookup = look_up(env.store, &query).await;
+                    let lookup = look_up(env.store.as_ref(), &query).await;
                     session.recipient_found(query, lookup)
                 }
                 Action::Authenticate(credentials) => {
@@ -186,7 +193,29 @@ async fn serve<C: Connection>(
                     }
                     session.chunk_received(receiver, OffsetDateTime::now_utc())
                 }
-                Action::Deliver(outgoing) => {
+                Action::Verify(received) => {
+                    let (verdict, cleaned) = match env.verifier {
+                        Some(verifier) => {
+                            let (peer, helo) = session.client();
+                            let verdict = verifier
+                                .verify(peer, helo, received.mail_from(), &received.content)
+                                .await;
+                            let cleaned = match verifier.remove_forged_results(&received.content) {
+                                Cow::Owned(cleaned) => Some(cleaned),
+                                Cow::Borrowed(_) => None,
+                            };
+                            (Some(verdict), cleaned)
+                        }
+                        None => (None, None),
+                    };
+                    session.verified(*received, verdict, cleaned)
+                }
+                Action::Deliver(mut outgoing) => {
+                    if let (Some(signer), Some((domain, offset))) =
+                        (env.signer, outgoing.sign.take())
+                    {
+                        sign(signer, &domain, offset, &mut outgoing.delivery);
+                    }
                     // The 250 waits for this: deliver returns once the message is fsync'd.
                     let stored = match env.store.deliver(outgoing.delivery).await {
                         Ok(_) => true,
@@ -195,6 +224,9 @@ async fn serve<C: Connection>(
                             false
                         }
                     };
+                    if stored && let Some(record) = outgoing.dmarc {
+                        record_dmarc(env.store, *record);
+                    }
                     session.delivered(&outgoing.id, stored)
                 }
             };
@@ -209,6 +241,34 @@ async fn serve<C: Connection>(
         let _ = timeout(idle, conn.shutdown()).await;
     }
     end
+}
+
+/// Puts the DKIM-Signature fields at `offset` (after our trace header), signing what
+/// follows. A domain without keys, or a signing failure (logged by the signer), leaves
+/// the message unsigned: it is still sent.
+fn sign(signer: &DkimSigner, domain: &str, offset: usize, delivery: &mut Delivery) {
+    let raw = delivery.raw.as_slice();
+    let Some(signed_part) = raw.get(offset..) else {
+        return;
+    };
+    if let Some(signature) = signer.sign(domain, signed_part) {
+        let mut signed = Vec::with_capacity(raw.len() + signature.len());
+        signed.extend_from_slice(&raw[..offset]);
+        signed.extend_from_slice(&signature);
+        signed.extend_from_slice(signed_part);
+        delivery.raw = Arc::new(signed);
+    }
+}
+
+/// Keeps a DMARC evaluation for the aggregate reports, off the reply's path: the message
+/// is stored already, and a failure here must never fail mail.
+fn record_dmarc(store: &Arc<dyn Store>, record: DmarcEvaluationRecord) {
+    let store = Arc::clone(store);
+    tokio::spawn(async move {
+        if let Err(error) = store.record_dmarc_evaluation(record).await {
+            warn!(%error, "recording a DMARC evaluation failed");
+        }
+    });
 }
 
 /// Writes the pending replies in one piece. A client that does not read them within the
@@ -346,3 +406,6 @@ async fn authenticate(login: &Login, session: &Session, credentials: &Credential
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod mailauth_tests;

@@ -8,7 +8,9 @@ use tracing::warn;
 use crate::body::MessageBody;
 
 /// The mailbox local recipients' copies are delivered to.
-const INBOX: &str = "INBOX";
+pub(crate) const INBOX: &str = "INBOX";
+/// Where DMARC quarantine puts them instead.
+pub(crate) const JUNK: &str = "Junk";
 
 #[derive(Debug)]
 pub(crate) struct Transaction {
@@ -44,6 +46,19 @@ impl Transaction {
 
     pub(crate) fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The reverse-path; empty for `<>`.
+    pub(crate) fn sender(&self) -> &str {
+        &self.sender
+    }
+
+    /// The domain of the first recipient (for DMARC reports' `envelope_to`).
+    pub(crate) fn first_recipient_domain(&self) -> &str {
+        self.recipients
+            .first()
+            .and_then(|address| address.rsplit_once('@'))
+            .map_or("", |(_, domain)| domain)
     }
 
     pub(crate) fn smtputf8(&self) -> bool {
@@ -103,8 +118,9 @@ impl Transaction {
         self.chunks = Some(body);
     }
 
-    /// The store's view of this transaction, with `raw` the bytes to store.
-    pub(crate) fn into_delivery(self, raw: Vec<u8>, internal_date: i64) -> Delivery {
+    /// The store's view of this transaction, with `raw` the bytes to store and `mailbox`
+    /// where local copies go.
+    pub(crate) fn into_delivery(self, raw: Vec<u8>, internal_date: i64, mailbox: &str) -> Delivery {
         Delivery {
             raw: raw.into(),
             internal_date,
@@ -113,7 +129,7 @@ impl Transaction {
                 .into_iter()
                 .map(|account| LocalTarget {
                     account,
-                    mailbox: INBOX.to_string(),
+                    mailbox: mailbox.to_string(),
                 })
                 .collect(),
             outbound: if self.remote.is_empty() {
@@ -205,7 +221,7 @@ mod tests {
         txn.add_remote("carol@remote.test".into());
         txn.add_remote("carol@remote.test".into());
         assert_eq!(txn.recipient_count(), 2);
-        let delivery = txn.into_delivery(b"m".to_vec(), 0);
+        let delivery = txn.into_delivery(b"m".to_vec(), 0, INBOX);
         assert_eq!(
             delivery.local,
             vec![LocalTarget {
@@ -227,7 +243,7 @@ mod tests {
         let mut txn = Transaction::new(String::new(), false);
         txn.add_local("bob@example.test".into(), 1);
         assert_eq!(txn.single_recipient(), Some("bob@example.test"));
-        assert_eq!(txn.into_delivery(Vec::new(), 0).outbound, None);
+        assert_eq!(txn.into_delivery(Vec::new(), 0, INBOX).outbound, None);
     }
 
     #[test]

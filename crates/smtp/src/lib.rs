@@ -6,6 +6,7 @@
 //! connects it to a [`MailStream`], the store and the login checker.
 
 mod auth;
+mod authentication;
 mod bdat;
 mod body;
 mod commands;
@@ -23,6 +24,7 @@ mod transport;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sealpost_mailauth::{DkimSigner, InboundVerifier};
 use sealpost_store::{Login, Store};
 use sealpost_tls::{MailStream, TlsAcceptor};
 use tokio::sync::watch;
@@ -80,21 +82,35 @@ pub struct SmtpService {
     pub login: Arc<Login>,
     pub tls: TlsAcceptor,
     pub limits: SmtpLimits,
+    /// Port 25: SPF, DKIM and DMARC verification before a message is stored, with the
+    /// verdict in an Authentication-Results header and DMARC policy applied. `None`:
+    /// messages are stored unverified. Not used on the submission ports.
+    pub verifier: Option<Arc<InboundVerifier>>,
+    /// Submission ports: DKIM signing of messages whose sender's domain has keys. Not
+    /// used on port 25.
+    pub signer: Option<Arc<DkimSigner>>,
 }
 
 impl SmtpService {
     /// Runs one session to its end. `stream` is already TLS on port 465. When `shutdown`
     /// turns true, an idle session says 421 and ends; a transaction under way finishes first.
     pub async fn serve(&self, stream: MailStream, shutdown: watch::Receiver<bool>) {
+        let mx = self.kind == ListenerKind::Mx;
+        let verifier = self.verifier.as_deref().filter(|_| mx);
+        let signer = self.signer.as_deref().filter(|_| !mx);
         let config = SessionConfig {
             kind: self.kind,
             hostname: self.hostname.clone(),
             limits: self.limits.clone(),
             starttls: true,
+            verify: verifier.is_some(),
+            sign: signer.is_some(),
         };
         let env = Env {
-            store: self.store.as_ref(),
+            store: &self.store,
             login: &self.login,
+            verifier,
+            signer,
         };
         driver::run(config, env, stream, Some(&self.tls), shutdown).await;
     }

@@ -12,6 +12,12 @@ pub(crate) struct Reply {
     lines: Vec<Cow<'static, str>>,
 }
 
+/// Reply text never carries control characters from the input (a CR or LF would end
+/// the reply early).
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).collect()
+}
+
 impl Reply {
     pub(crate) fn new(code: u16, text: impl Into<Cow<'static, str>>) -> Self {
         Self {
@@ -69,6 +75,17 @@ impl Reply {
 
     pub(crate) fn message_accepted(id: &str) -> Self {
         Self::new(250, format!("2.0.0 OK: queued as {id}"))
+    }
+
+    /// The sender's domain's DMARC policy refuses the message (at the end of DATA).
+    pub(crate) fn refused_by_policy(reason: &str) -> Self {
+        Self::new(550, format!("5.7.1 {}", printable(reason)))
+    }
+
+    /// The message could not be authenticated for a temporary reason (DNS); the sender
+    /// tries again later.
+    pub(crate) fn authentication_unavailable(reason: &str) -> Self {
+        Self::new(451, format!("4.7.1 {}", printable(reason)))
     }
 
     pub(crate) fn vrfy() -> Self {

@@ -6,17 +6,19 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use sealpost_store::{Account, Delivery};
+use sealpost_mailauth::{InboundVerdict, PolicyAction};
+use sealpost_store::{Account, Delivery, DmarcEvaluationRecord};
 use sealpost_tls::TlsInfo;
 use time::OffsetDateTime;
 use tracing::info;
 
 use crate::auth::{self, Credentials, Exchange, Step};
+use crate::authentication::{Received, evaluation_record};
 use crate::bdat::{ChunkReceiver, ChunkSink};
 use crate::body::BodyError;
 use crate::commands::{self, Command, MailFrom, Mechanism, RcptTo};
 use crate::data::DataReceiver;
-use crate::envelope::{RecipientLookup, RecipientQuery, Transaction};
+use crate::envelope::{INBOX, JUNK, RecipientLookup, RecipientQuery, Transaction};
 use crate::received::{Protocol, Trace};
 use crate::reply::Reply;
 use crate::submission_headers::missing_fields;
@@ -30,6 +32,11 @@ pub(crate) struct SessionConfig {
     pub limits: SmtpLimits,
     /// A TLS acceptor is at hand, so STARTTLS can be offered on a plaintext port.
     pub starttls: bool,
+    /// Port 25 with a verifier: messages are authenticated (SPF, DKIM, DMARC) before they
+    /// are stored.
+    pub verify: bool,
+    /// Submission with a DKIM signer: messages are signed as the sender's domain.
+    pub sign: bool,
 }
 
 /// The next thing the driver does for the session.
@@ -50,6 +57,8 @@ pub(crate) enum Action {
     ReceiveData(Reply, DataReceiver),
     /// Run the receiver over the chunk's octets, then call [`Session::chunk_received`].
     ReceiveChunk(ChunkReceiver),
+    /// Authenticate the message, then call [`Session::verified`].
+    Verify(Box<Received>),
     /// Store the message durably, then call [`Session::delivered`] — and only then.
     Deliver(Outgoing),
 }
@@ -59,6 +68,11 @@ pub(crate) enum Action {
 pub(crate) struct Outgoing {
     pub id: String,
     pub delivery: Delivery,
+    /// Submission: sign as this domain, inserting the signature at `offset` of the raw
+    /// message (after our Received header); what follows it is what gets signed.
+    pub sign: Option<(String, usize)>,
+    /// Port 25: the DMARC evaluation to keep for aggregate reports once stored.
+    pub dmarc: Option<Box<DmarcEvaluationRecord>>,
 }
 
 /// How checking credentials went.
@@ -259,7 +273,7 @@ impl Session {
             return self.conclude(Action::Reply(Reply::bad_sequence("need MAIL command")));
         };
         let action = match receiver.finish() {
-            Ok(content) => Action::Deliver(self.outgoing(transaction, content, now)),
+            Ok(content) => self.complete(transaction, content, now),
             Err(error) => Action::Reply(self.refuse_message(error)),
         };
         self.conclude(action)
@@ -294,13 +308,55 @@ impl Session {
             }
             ChunkSink::Message(body) => match (self.transaction.take(), body.finish()) {
                 (None, _) => Action::Reply(Reply::bad_sequence("need MAIL command")),
-                (Some(transaction), Ok(content)) => {
-                    Action::Deliver(self.outgoing(transaction, content, now))
-                }
+                (Some(transaction), Ok(content)) => self.complete(transaction, content, now),
                 (Some(_), Err(error)) => Action::Reply(self.refuse_message(error)),
             },
         };
         self.conclude(action)
+    }
+
+    /// The verifier's verdict on a [`Action::Verify`]: refused now (550 5.7.1), refused for
+    /// now (451 4.7.1), or on to the store with the Authentication-Results header and, for
+    /// quarantine, into Junk. `cleaned` is the content without forged
+    /// Authentication-Results fields, when there were any.
+    /// Without a verdict (no verifier after all) the message is stored unannotated.
+    pub(crate) fn verified(
+        &mut self,
+        received: Received,
+        verdict: Option<InboundVerdict>,
+        cleaned: Option<Vec<u8>>,
+    ) -> Action {
+        let Received {
+            transaction,
+            content,
+            date,
+        } = received;
+        let Some(verdict) = verdict else {
+            return Action::Deliver(self.outgoing(transaction, "", content, date, false));
+        };
+        let junk = match &verdict.action {
+            PolicyAction::Accept => false,
+            PolicyAction::Quarantine => true,
+            PolicyAction::Reject(reason) => {
+                info!(peer = %self.peer, id = transaction.id(), %reason, "message refused by DMARC policy");
+                return self.conclude(Action::Reply(Reply::refused_by_policy(reason)));
+            }
+            PolicyAction::TempFail(reason) => {
+                info!(peer = %self.peer, id = transaction.id(), %reason, "message deferred: authentication incomplete");
+                return self.conclude(Action::Reply(Reply::authentication_unavailable(reason)));
+            }
+        };
+        let dmarc = verdict.dmarc.as_ref().map(|outcome| {
+            Box::new(evaluation_record(
+                outcome,
+                transaction.first_recipient_domain(),
+                date.unix_timestamp(),
+            ))
+        });
+        let content = cleaned.unwrap_or(content);
+        let mut outgoing = self.outgoing(transaction, &verdict.header, content, date, junk);
+        outgoing.dmarc = dmarc;
+        self.conclude(Action::Deliver(outgoing))
     }
 
     /// The store answered a [`Action::Deliver`]; `stored` means it is on disk.
@@ -506,13 +562,38 @@ impl Session {
         error.reply()
     }
 
-    /// The stored form: our Received header, on submission any missing Date/Message-ID,
-    /// then exactly the octets the client sent.
+    /// A message received in full: authenticated first on port 25 when verification is
+    /// on, otherwise on to the store.
+    fn complete(&self, transaction: Transaction, content: Vec<u8>, now: OffsetDateTime) -> Action {
+        if self.config.verify && self.config.kind == ListenerKind::Mx {
+            return Action::Verify(Box::new(Received {
+                transaction,
+                content,
+                date: now,
+            }));
+        }
+        Action::Deliver(self.outgoing(transaction, "", content, now, false))
+    }
+
+    /// The HELO name and the peer, for the verifier.
+    pub(crate) fn client(&self) -> (IpAddr, &str) {
+        (
+            self.peer,
+            self.helo.as_ref().map_or("", |helo| helo.name.as_str()),
+        )
+    }
+
+    /// The stored form: our Received header, on port 25 the Authentication-Results
+    /// header, on submission any missing Date/Message-ID, then exactly the octets the
+    /// client sent (on port 25 less forged Authentication-Results). `junk` delivers the
+    /// local copies to Junk instead of INBOX.
     fn outgoing(
         &self,
         transaction: Transaction,
+        authentication_results: &str,
         content: Vec<u8>,
         now: OffsetDateTime,
+        junk: bool,
     ) -> Outgoing {
         let (helo, extended) = self
             .helo
@@ -529,14 +610,25 @@ impl Session {
             date: now,
         };
         let mut raw = trace.header().into_bytes();
+        raw.extend_from_slice(authentication_results.as_bytes());
+        let signed_from = raw.len();
         if self.config.kind != ListenerKind::Mx {
             raw.extend_from_slice(missing_fields(&content, &self.config.hostname, now).as_bytes());
         }
         raw.extend_from_slice(&content);
+        // The sender's domain: on submission MAIL FROM is the account's own address.
+        let sign = transaction
+            .sender()
+            .rsplit_once('@')
+            .filter(|_| self.config.sign && self.config.kind != ListenerKind::Mx)
+            .map(|(_, domain)| (domain.to_string(), signed_from));
         let id = transaction.id().to_string();
+        let mailbox = if junk { JUNK } else { INBOX };
         Outgoing {
             id,
-            delivery: transaction.into_delivery(raw, now.unix_timestamp()),
+            delivery: transaction.into_delivery(raw, now.unix_timestamp(), mailbox),
+            sign,
+            dmarc: None,
         }
     }
 

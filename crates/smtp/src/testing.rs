@@ -17,6 +17,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexS
 use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinHandle;
 
+use sealpost_mailauth::{DkimSigner, InboundVerifier};
+
 use crate::driver::{self, Env};
 use crate::session::SessionConfig;
 use crate::transport::Connection;
@@ -71,6 +73,7 @@ pub(crate) struct FakeStore {
     domains: Vec<String>,
     accounts: Vec<Account>,
     deliveries: Mutex<Vec<Delivery>>,
+    dmarc: Mutex<Vec<sealpost_store::DmarcEvaluationRecord>>,
     fail_deliveries: AtomicBool,
     /// When set, each delivery waits for a permit (to observe what happens meanwhile).
     gate: Option<Arc<Semaphore>>,
@@ -83,6 +86,7 @@ impl FakeStore {
             domains: vec!["example.test".into()],
             accounts: vec![alice(), bob()],
             deliveries: Mutex::new(Vec::new()),
+            dmarc: Mutex::new(Vec::new()),
             fail_deliveries: AtomicBool::new(false),
             gate: None,
             changes: broadcast::channel(1).0,
@@ -102,6 +106,11 @@ impl FakeStore {
 
     pub(crate) fn deliveries(&self) -> Vec<Delivery> {
         self.deliveries.lock().unwrap().clone()
+    }
+
+    /// The DMARC evaluations recorded so far.
+    pub(crate) fn dmarc_evaluations(&self) -> Vec<sealpost_store::DmarcEvaluationRecord> {
+        self.dmarc.lock().unwrap().clone()
     }
 
     /// The stored bytes of the only delivery.
@@ -287,8 +296,9 @@ impl Store for FakeStore {
 
     async fn record_dmarc_evaluation(
         &self,
-        _record: sealpost_store::DmarcEvaluationRecord,
+        record: sealpost_store::DmarcEvaluationRecord,
     ) -> sealpost_store::Result<()> {
+        self.dmarc.lock().unwrap().push(record);
         Ok(())
     }
 
@@ -463,6 +473,8 @@ pub(crate) struct Setup {
     /// STARTTLS is possible, with this stand-in acceptor.
     pub acceptor: Option<FakeAcceptor>,
     pub store: Arc<FakeStore>,
+    pub verifier: Option<Arc<InboundVerifier>>,
+    pub signer: Option<Arc<DkimSigner>>,
 }
 
 impl Setup {
@@ -476,6 +488,8 @@ impl Setup {
                 fail: false,
             }),
             store: Arc::new(FakeStore::new()),
+            verifier: None,
+            signer: None,
         }
     }
 
@@ -496,14 +510,19 @@ impl Setup {
             hostname: HOSTNAME.into(),
             limits: self.limits,
             starttls: self.acceptor.is_some(),
+            verify: self.verifier.is_some(),
+            sign: self.signer.is_some(),
         };
         let acceptor = self.acceptor;
+        let (verifier, signer) = (self.verifier, self.signer);
         let task = tokio::spawn(async move {
             let store_dyn: Arc<dyn Store> = store.clone();
-            let login = Login::new(store_dyn, LoginPolicy::default());
+            let login = Login::new(store_dyn.clone(), LoginPolicy::default());
             let env = Env {
-                store: store.as_ref(),
+                store: &store_dyn,
                 login: &login,
+                verifier: verifier.as_deref(),
+                signer: signer.as_deref(),
             };
             driver::run(config, env, conn, acceptor.as_ref(), shutdown_rx).await;
         });

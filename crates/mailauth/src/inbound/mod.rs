@@ -99,7 +99,27 @@ impl InboundVerifier {
     }
 
     /// Authenticates one message as received from `peer`, before our trace headers.
+    ///
+    /// A verdict that DNS failures left open is reached once more before it is given:
+    /// one lost UDP answer should not cost the sender a retry hours later. (The resolver
+    /// retries too, but a retry of a query still in flight joins that same query.)
+    /// Everything answered the first time comes from the resolver's cache.
     pub async fn verify(
+        &self,
+        peer: IpAddr,
+        helo: &str,
+        mail_from: &str,
+        message: &[u8],
+    ) -> InboundVerdict {
+        let verdict = self.verify_once(peer, helo, mail_from, message).await;
+        if !matches!(verdict.action, PolicyAction::TempFail(_)) {
+            return verdict;
+        }
+        info!(%peer, "temporary DNS failure: checking once more");
+        self.verify_once(peer, helo, mail_from, message).await
+    }
+
+    async fn verify_once(
         &self,
         peer: IpAddr,
         helo: &str,
@@ -202,11 +222,21 @@ impl InboundVerifier {
         );
         let header = header.finish();
 
+        let dmarc_summary: Vec<String> = dmarc_checks
+            .iter()
+            .map(|check| match &check.reason {
+                Some(reason) => {
+                    format!("{}:{} ({reason})", check.from_domain, check.result.as_str())
+                }
+                None => format!("{}:{}", check.from_domain, check.result.as_str()),
+            })
+            .collect();
+        let dkim_summary: Vec<&str> = dkim.iter().map(|check| check.result.as_str()).collect();
         info!(
             %peer,
             spf = spf.result.as_str(),
-            dkim = %dkim.iter().map(|d| d.result.as_str()).collect::<Vec<_>>().join(","),
-            dmarc = %dmarc_checks.iter().map(|d| format!("{}:{}", d.from_domain, d.result.as_str())).collect::<Vec<_>>().join(","),
+            dkim = %dkim_summary.join(","),
+            dmarc = %dmarc_summary.join(","),
             action = ?action,
             "mail authenticated"
         );

@@ -622,16 +622,20 @@ async fn real_mail_stream_over_loopback_tcp() {
         let (tcp, peer) = listener.accept().await.unwrap();
         let stream = MailStream::plain(tcp, peer);
         let store_dyn: Arc<dyn sealpost_store::Store> = server_store.clone();
-        let login = Login::new(store_dyn, sealpost_store::LoginPolicy::default());
+        let login = Login::new(store_dyn.clone(), sealpost_store::LoginPolicy::default());
         let env = Env {
-            store: server_store.as_ref(),
+            store: &store_dyn,
             login: &login,
+            verifier: None,
+            signer: None,
         };
         let config = SessionConfig {
             kind: ListenerKind::Mx,
             hostname: "mx.example.test".into(),
             limits: crate::SmtpLimits::default(),
             starttls: false,
+            verify: false,
+            sign: false,
         };
         let (_keep, shutdown) = watch::channel(false);
         run(

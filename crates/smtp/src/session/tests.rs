@@ -16,6 +16,8 @@ fn config(kind: ListenerKind) -> SessionConfig {
         hostname: HOSTNAME.into(),
         limits: SmtpLimits::default(),
         starttls: true,
+        verify: false,
+        sign: false,
     }
 }
 
