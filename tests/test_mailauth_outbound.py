@@ -25,7 +25,8 @@ import dns.resolver
 import dns.zone
 import pytest
 
-from conftest import REPO
+from conftest import PASSWORDS, REPO
+from mail import header_values, login, smtp
 
 REPORTS = REPO / "crates" / "mailauth" / "src" / "reports" / "testdata"
 
@@ -497,3 +498,49 @@ def test_send_reports_queues_one_signed_rfc9990_report_per_domain_and_day(make_s
 
     assert server.cli("dmarc", "send-reports").stdout.decode().strip() == "no reports due"
     assert len(server.queue_list()) == 1
+
+
+def test_submitted_mail_is_signed_and_verifies_with_dkimpy_and_sealpost_itself(make_server, testdns):
+    """Keys made while the server runs are used for the next message; the signatures pass
+    dkimpy and sealpost's own port 25 verifier, both asking a DNS server that serves the
+    records `sealpost dns` printed."""
+    server = make_server()
+    domain_add(server, "example.test")  # while it runs
+    text, _ = zone(server, "example.test")
+    dns_port = testdns({"example.test": text})
+    answers = resolver(dns_port)
+
+    sent = MESSAGE.replace(b"alice@example.org", b"alice@example.test").replace(
+        b"<lunch.1@example.org>", b"<lunch.2@example.test>")
+    with smtp(server.ports["submission"]) as client:
+        client.ehlo("client.example.net")
+        client.starttls(context=server.tls_context())
+        client.ehlo("client.example.net")
+        code, _ = login(client, "alice@example.test", PASSWORDS["alice@example.test"])
+        assert code == 235
+        client.sendmail("alice@example.test", ["bob@example.test"], sent)
+    entries = server.mail_list("bob@example.test")
+    stored = server.mail_cat("bob@example.test", entries[-1][0])
+    keys = active_keys(server, "example.test")
+    sigs = signature_tags(stored)
+    assert [(s["a"], s["d"], s["s"]) for s in sigs] == [
+        ("rsa-sha256", "example.test", keys["rsa-sha256"]),
+        ("ed25519-sha256", "example.test", keys["ed25519-sha256"])], stored[:1500]
+
+    def dnsfunc(name, timeout=5):
+        name = name.decode() if isinstance(name, bytes) else name
+        return b"".join(answers.resolve(name, "TXT")[0].strings)
+
+    signed = stored[stored.index(b"DKIM-Signature:"):]
+    assert dkim.DKIM(signed).verify(idx=0, dnsfunc=dnsfunc)
+    assert dkim.DKIM(signed).verify(idx=1, dnsfunc=dnsfunc)
+
+    # The same signed message arriving on port 25 of a server that asks that DNS.
+    receiver = make_server(config={"dns": {"nameservers": [f"127.0.0.1:{dns_port}"]}},
+                           name="receiver")
+    with smtp(receiver.ports["smtp"]) as client:
+        client.sendmail("alice@example.test", ["bob@example.test"], signed)
+    received = receiver.messages("bob@example.test")[-1]
+    results = " ".join(header_values(received, "Authentication-Results"))
+    assert results.count("dkim=pass") == 2, results
+    assert "dmarc=pass" in results, results
