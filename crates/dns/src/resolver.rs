@@ -9,6 +9,9 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
 
+/// The shortest time a negative answer is remembered.
+const NEGATIVE_TTL_FLOOR: Duration = Duration::from_secs(30);
+
 /// How the resolver is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolverSettings {
@@ -92,6 +95,11 @@ impl Resolver {
         let options = builder.options_mut();
         options.timeout = settings.timeout;
         options.attempts = settings.attempts;
+        // An NXDOMAIN or NODATA answer without an SOA would otherwise not be cached at all,
+        // and mail authentication asks mostly for names that do not exist (`_dmarc.`
+        // walks, void SPF terms): each message would ask again. Half a minute is far below
+        // any zone's negative TTL and keeps a burst of mail from flooding the resolver.
+        options.negative_min_ttl = Some(NEGATIVE_TTL_FLOOR);
         Ok(Self {
             inner: builder.build()?,
         })

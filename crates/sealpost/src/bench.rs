@@ -2,9 +2,12 @@
 //! side with another server (scripts/bench-smtp runs it against sealpost and Postfix).
 //!
 //! Each connection does what a mail client does: greeting, EHLO, STARTTLS, EHLO, AUTH PLAIN
-//! once, then M transactions, then QUIT. A message's latency runs from sending MAIL FROM to
-//! the 250 after the final dot, i.e. until the server says the message is durable. Every
-//! unexpected reply is counted and reported; a run with errors exits non-zero.
+//! once, then M transactions, then QUIT. With `--mx` it is another mail server on port 25
+//! instead: greeting, EHLO, transactions, no TLS and no AUTH, so what is measured is intake
+//! (with `--message`, of a given, e.g. DKIM-signed, message). A message's latency runs from
+//! sending MAIL FROM to the 250 after the final dot, i.e. until the server says the message
+//! is durable. Every unexpected reply is counted and reported; a run with errors exits
+//! non-zero.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -24,14 +27,14 @@ use tokio_rustls::TlsConnector;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
-    /// Submit messages over STARTTLS + AUTH PLAIN on concurrent connections; print msg/s and
-    /// latency percentiles on one line.
+    /// Submit messages over STARTTLS + AUTH PLAIN (or deliver them to port 25 with --mx) on
+    /// concurrent connections; print msg/s and latency percentiles on one line.
     Smtp(SmtpBenchArgs),
 }
 
 #[derive(Args)]
 pub struct SmtpBenchArgs {
-    /// The submission port to load, e.g. 127.0.0.1:10587.
+    /// The submission port to load, e.g. 127.0.0.1:10587 (with --mx: the SMTP port).
     #[arg(long, value_name = "HOST:PORT")]
     target: String,
     /// Concurrent connections.
@@ -43,22 +46,34 @@ pub struct SmtpBenchArgs {
     /// Size of each message in bytes (headers and body, without the final dot).
     #[arg(long, default_value_t = 4096)]
     size: usize,
-    /// The account to authenticate as (AUTH PLAIN).
-    #[arg(long)]
-    user: String,
-    #[arg(long, env = "SEALPOST_BENCH_PASSWORD", hide_env_values = true)]
-    password: String,
-    /// PEM file of the CA that the server certificate must chain to.
+    /// Send this file as every message (CRLF lines, e.g. a message signed beforehand)
+    /// instead of generated text; --size is then the file's.
     #[arg(long, value_name = "FILE")]
-    ca: PathBuf,
+    message: Option<PathBuf>,
+    /// Deliver like a mail server to port 25: plaintext, no AUTH (needs --from and --to).
+    #[arg(long, conflicts_with_all = ["user", "password", "ca"])]
+    mx: bool,
+    /// The account to authenticate as (AUTH PLAIN).
+    #[arg(long, required_unless_present = "mx")]
+    user: Option<String>,
+    #[arg(
+        long,
+        env = "SEALPOST_BENCH_PASSWORD",
+        hide_env_values = true,
+        required_unless_present = "mx"
+    )]
+    password: Option<String>,
+    /// PEM file of the CA that the server certificate must chain to.
+    #[arg(long, value_name = "FILE", required_unless_present = "mx")]
+    ca: Option<PathBuf>,
     /// Name sent in SNI and checked against the server certificate.
     #[arg(long, default_value = "localhost")]
     servername: String,
     /// Envelope sender; default: the user.
-    #[arg(long)]
+    #[arg(long, required_if_eq("mx", "true"))]
     from: Option<String>,
     /// Envelope recipient; default: the user.
-    #[arg(long)]
+    #[arg(long, required_if_eq("mx", "true"))]
     to: Option<String>,
     /// Server process whose CPU time (with all its descendants) is reported per message;
     /// repeatable.
@@ -82,12 +97,14 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
 struct Plan {
     target: String,
     servername: ServerName<'static>,
-    tls: TlsConnector,
-    auth_plain: String,
+    /// STARTTLS and AUTH PLAIN (base64 of the credentials); `None` with `--mx`.
+    submission: Option<(TlsConnector, String)>,
     from: String,
     to: String,
     messages: u64,
     size: usize,
+    /// `--message`, dot-stuffed and with the final dot.
+    fixed_message: Option<Vec<u8>>,
     pipelining_allowed: bool,
     reply_timeout: Duration,
 }
@@ -98,19 +115,35 @@ async fn smtp(args: SmtpBenchArgs) -> anyhow::Result<()> {
     }
     let servername = ServerName::try_from(args.servername.clone())
         .with_context(|| format!("--servername {} is not a DNS name or IP", args.servername))?;
-    let from = args.from.clone().unwrap_or_else(|| args.user.clone());
-    let to = args.to.clone().unwrap_or_else(|| args.user.clone());
-    let auth_plain = base64::engine::general_purpose::STANDARD
-        .encode(format!("\0{}\0{}", args.user, args.password));
+    let user = args.user.clone().unwrap_or_default();
+    let from = args.from.clone().unwrap_or_else(|| user.clone());
+    let to = args.to.clone().unwrap_or_else(|| user.clone());
+    let submission = match (&args.ca, &args.password, args.mx) {
+        (Some(ca), Some(password), false) => Some((
+            TlsConnector::from(Arc::new(tls_client_config(ca)?)),
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}")),
+        )),
+        _ => None,
+    };
+    let fixed_message = match &args.message {
+        Some(path) => {
+            Some(fixed_message(&std::fs::read(path).with_context(|| {
+                format!("cannot read --message {}", path.display())
+            })?))
+        }
+        None => None,
+    };
     let plan = Arc::new(Plan {
         target: args.target.clone(),
         servername,
-        tls: TlsConnector::from(Arc::new(tls_client_config(&args.ca)?)),
-        auth_plain,
+        submission,
         from,
         to,
         messages: args.messages,
-        size: args.size,
+        size: fixed_message
+            .as_ref()
+            .map_or(args.size, |message| message.len() - 3),
+        fixed_message,
         pipelining_allowed: !args.no_pipelining,
         reply_timeout: Duration::from_secs(args.reply_timeout),
     });
@@ -153,7 +186,7 @@ async fn smtp(args: SmtpBenchArgs) -> anyhow::Result<()> {
     };
 
     let summary = Summary::merge(outcomes)?;
-    println!("{}", summary.line(&args, elapsed, &cpu));
+    println!("{}", summary.line(&args, plan.size, elapsed, &cpu));
     for error in summary.errors.iter().take(5) {
         eprintln!("sealpost bench: {error}");
     }
@@ -229,6 +262,13 @@ async fn drive_connection(plan: &Plan, index: usize, outcome: &mut Outcome) -> a
     plain.expect(220, "greeting").await?;
     plain.send(b"EHLO bench.example.test\r\n").await?;
     let ehlo = plain.expect(250, "EHLO").await?;
+    let Some((tls, auth_plain)) = &plan.submission else {
+        outcome.tls = Some("none".to_owned());
+        let pipelining = plan.pipelining_allowed && ehlo.has_capability("PIPELINING");
+        outcome.pipelining = Some(pipelining);
+        outcome.setup = Some(started.elapsed());
+        return transactions(plain, plan, index, pipelining, outcome).await;
+    };
     if !ehlo.has_capability("STARTTLS") {
         bail!("the server does not offer STARTTLS");
     }
@@ -240,8 +280,7 @@ async fn drive_connection(plan: &Plan, index: usize, outcome: &mut Outcome) -> a
             "connection {index}: server sent {early} bytes after its STARTTLS reply (discarded)"
         ));
     }
-    let tls = plan
-        .tls
+    let tls = tls
         .connect(plan.servername.clone(), tcp)
         .await
         .context("TLS handshake")?;
@@ -252,11 +291,21 @@ async fn drive_connection(plan: &Plan, index: usize, outcome: &mut Outcome) -> a
     let ehlo = conn.expect(250, "EHLO after STARTTLS").await?;
     let pipelining = plan.pipelining_allowed && ehlo.has_capability("PIPELINING");
     outcome.pipelining = Some(pipelining);
-    conn.send(format!("AUTH PLAIN {}\r\n", plan.auth_plain).as_bytes())
+    conn.send(format!("AUTH PLAIN {auth_plain}\r\n").as_bytes())
         .await?;
     conn.expect(235, "AUTH PLAIN").await?;
     outcome.setup = Some(started.elapsed());
+    transactions(conn, plan, index, pipelining, outcome).await
+}
 
+/// The connection's M transactions, then QUIT.
+async fn transactions<S: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: SmtpConn<S>,
+    plan: &Plan,
+    index: usize,
+    pipelining: bool,
+    outcome: &mut Outcome,
+) -> anyhow::Result<()> {
     let mut message = Vec::with_capacity(plan.size + 256);
     for seq in 0..plan.messages {
         build_message(&mut message, plan, index, seq);
@@ -341,12 +390,32 @@ async fn submit<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// `--message` as DATA: dot-stuffed (RFC 5321 §4.5.2), ending in CRLF, then the dot.
+fn fixed_message(file: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(file.len() + 8);
+    for line in file.split_inclusive(|&b| b == b'\n') {
+        if line.starts_with(b".") {
+            out.push(b'.');
+        }
+        out.extend_from_slice(line);
+    }
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
 /// A message of exactly `plan.size` bytes (unless the headers alone are longer) in CRLF
-/// lines of at most 78 characters, followed by the terminating dot.
+/// lines of at most 78 characters, followed by the terminating dot; or `--message`.
 fn build_message(out: &mut Vec<u8>, plan: &Plan, connection: usize, seq: u64) {
     const TEXT: &[u8] =
         b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor";
     out.clear();
+    if let Some(fixed) = &plan.fixed_message {
+        out.extend_from_slice(fixed);
+        return;
+    }
     let mut headers = String::with_capacity(256);
     let _ = write!(
         headers,
@@ -554,7 +623,7 @@ impl Summary {
     }
 
     /// One line of `key=value` fields, for people and for scripts/bench-smtp alike.
-    fn line(&self, args: &SmtpBenchArgs, elapsed: Duration, cpu: &CpuUse) -> String {
+    fn line(&self, args: &SmtpBenchArgs, size: usize, elapsed: Duration, cpu: &CpuUse) -> String {
         let ms = |micros: u64| micros as f64 / 1000.0;
         let per_message = |cpu: Duration| match self.accepted {
             0 => "-".to_owned(),
@@ -582,7 +651,7 @@ impl Summary {
                 .map_or_else(|| "-".to_owned(), |cores| format!("{cores:.2}")),
             ms(self.setup.value_at_quantile(0.50)),
             ms(self.setup.max()),
-            args.size,
+            size,
             self.pipelining,
             self.tls,
         )
@@ -745,12 +814,12 @@ mod tests {
         Plan {
             target: "127.0.0.1:1".to_owned(),
             servername: ServerName::try_from("localhost").expect("valid name"),
-            tls: TlsConnector::from(Arc::new(config)),
-            auth_plain: String::new(),
+            submission: Some((TlsConnector::from(Arc::new(config)), String::new())),
             from: "bench@example.test".to_owned(),
             to: "bench@example.test".to_owned(),
             messages: 1,
             size,
+            fixed_message: None,
             pipelining_allowed: true,
             reply_timeout: Duration::from_secs(1),
         }
@@ -772,6 +841,19 @@ mod tests {
             body.iter().filter(|&&b| b == b'\n').count(),
             "every LF is part of a CRLF"
         );
+    }
+
+    #[test]
+    fn given_message_is_dot_stuffed_and_terminated() {
+        assert_eq!(
+            fixed_message(b"Subject: x\r\n\r\n.hidden\r\nlast"),
+            b"Subject: x\r\n\r\n..hidden\r\nlast\r\n.\r\n"
+        );
+        let mut plan = plan(10);
+        plan.fixed_message = Some(fixed_message(b"Subject: x\r\n\r\nbody\r\n"));
+        let mut out = Vec::new();
+        build_message(&mut out, &plan, 0, 0);
+        assert_eq!(out, b"Subject: x\r\n\r\nbody\r\n.\r\n");
     }
 
     #[tokio::test]
