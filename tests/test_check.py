@@ -2,14 +2,20 @@
 and servers built from other software with one fault each must be caught with the
 finding that names the fault."""
 
+import base64
+import http.server
 import json
+import random
+import ssl
 import subprocess
+import threading
 import time
 
 import pytest
 
 from conftest import LISTENER_KEYS, sealpost_bin
-from pki import CA, new_key, openssl
+from pki import CA, new_key
+from testdns import TestDns, txt_strings
 from weak_servers import (
     OpensslServer,
     StarttlsSmtpServer,
@@ -230,3 +236,134 @@ def test_a_target_that_is_not_one_is_refused_with_a_reason():
     result = run_check("http://example.test")
     assert result.returncode != 0
     assert b"unknown scheme" in result.stderr
+
+
+# ---- domains, against a real DNS server and MTA-STS policies served over HTTPS ----
+
+def loopback_ip() -> str:
+    """A loopback address of its own, so this test's MX (port 25) and policy server (443)
+    cannot collide with anything else on the machine (all of 127/8 is loopback)."""
+    return f"127.{random.randint(100, 250)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+
+
+class PolicyServer:
+    """https://mta-sts.<domain>/.well-known/mta-sts.txt on ip:443, one policy per Host."""
+
+    def __init__(self, ip, cert, key, policies: dict):
+        policies = {f"mta-sts.{d}": text.encode() for d, text in policies.items()}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = policies.get(self.headers.get("Host", "").split(":")[0])
+                if self.path != "/.well-known/mta-sts.txt" or body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer((ip, 443), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(cert), str(key))
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def dkim_rsa_public_key(tmp_path) -> str:
+    key = new_key(tmp_path / "dkim-key.pem", "rsa")
+    der = subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
+                         capture_output=True, check=True).stdout
+    return base64.b64encode(der).decode()
+
+
+def test_domains_mta_sts_spf_and_dmarc_against_a_real_dns_server(make_server, ca, tmp_path):
+    ip = loopback_ip()
+    server = make_server(config={"hostname": "mx.good.test", "listeners": {"smtp": f"{ip}:25"}})
+    cert, key = ca.issue("mta-sts", dns=["mta-sts.good.test", "mta-sts.stale.test"])
+    policy = "version: STSv1\nmode: enforce\nmx: {}\nmax_age: 86400\n"
+    https = PolicyServer(ip, cert, key, {"good.test": policy.format("mx.good.test"),
+                                         "stale.test": policy.format("mx1.stale.test")})
+    dkim = txt_strings(f"v=DKIM1; k=rsa; p={dkim_rsa_public_key(tmp_path)}")
+    includes = " ".join(f"include:i{n}.spf11.test" for n in range(1, 12))
+    zones = {
+        "good.test": f"""
+@ MX 10 mx.good.test.
+mx A {ip}
+mta-sts A {ip}
+_mta-sts TXT "v=STSv1; id=20261128T000000"
+_smtp._tls TXT "v=TLSRPTv1; rua=mailto:tlsrpt@good.test"
+@ TXT "v=spf1 mx -all"
+_dmarc TXT "v=DMARC1; p=reject; rua=mailto:dmarc@good.test"
+sel._domainkey TXT {dkim}
+""",
+        "stale.test": f"""
+@ MX 10 mx1.stale.test.
+@ MX 20 mx2.stale.test.
+mx1 A {ip}
+mx2 A {ip}
+mta-sts A {ip}
+_mta-sts TXT "v=STSv1; id=1"
+@ TXT "v=spf1 mx -all"
+_dmarc TXT "v=DMARC1; p=reject; rua=mailto:dmarc@stale.test"
+""",
+        "spf11.test": "@ MX 10 mx.good.test.\n"
+                      f'@ TXT "v=spf1 {includes} -all"\n'
+                      + "".join(f'i{n} TXT "v=spf1 -all"\n' for n in range(1, 12))
+                      + '_dmarc TXT "v=DMARC1; p=reject; rua=mailto:d@spf11.test"\n',
+        "nonedmarc.test": '@ MX 10 mx.good.test.\n@ TXT "v=spf1 -all"\n_dmarc TXT "v=DMARC1; p=none"\n',
+    }
+    config = tmp_path / "check.toml"
+    try:
+        with TestDns(zones) as dns:
+            config.write_text(f'[dns]\nnameservers = ["{dns.address}"]\n')
+            started = time.monotonic()
+            result = subprocess.run(
+                [sealpost_bin(), "--config", str(config), "check", "--json", "--ca", str(server.ca_path),
+                 "--ca", str(ca.cert), "--dkim-selector", "sel",
+                 "good.test", "stale.test", "spf11.test", "nonedmarc.test"],
+                capture_output=True, timeout=CHECK_TIMEOUT)
+            print(f"4 domains and 3 MX hosts checked in {time.monotonic() - started:.2f} s")
+    finally:
+        https.stop()
+    assert result.returncode == 0, result.stderr.decode()
+    report = json.loads(result.stdout)
+    domains = {d["domain"]: d for d in report["domains"]}
+    endpoints = {e["host"]: e for e in report["endpoints"]}
+    assert sorted(endpoints) == ["mx.good.test", "mx1.stale.test", "mx2.stale.test"]
+
+    good = domains["good.test"]
+    assert [m["host"] for m in good["mx"]] == ["mx.good.test"]
+    assert good["mta_sts"]["policy"] == {"mode": "enforce", "max_age": 86400, "mx": ["mx.good.test"]}
+    assert good["mta_sts"]["unmatched_mx"] == []
+    assert good["tls_rpt"].startswith("v=TLSRPTv1")
+    assert good["spf"]["lookups"] == 1 and good["spf"]["errors"] == []
+    assert good["dmarc"]["policy"] == "reject" and good["dmarc"]["found_at"] == "good.test"
+    assert good["dkim"] == [dict(good["dkim"][0], key_type="rsa", key_bits=2048, error=None)]
+    assert good["grade"] == "A+", json.dumps(good["findings"], indent=1)
+    mx = endpoints["mx.good.test"]
+    assert mx["service"] == "smtp" and mx["port"] == 25 and mx["address"] == f"{ip}:25"
+    assert mx["grade"] == "A+", explain(mx)
+
+    stale = domains["stale.test"]
+    assert stale["mta_sts"]["unmatched_mx"] == ["mx2.stale.test"]
+    assert "mta_sts_mx_mismatch" in finding_ids(stale)
+    assert "mx2.stale.test" in next(f["message"] for f in stale["findings"] if f["id"] == "mta_sts_mx_mismatch")
+
+    spf11 = domains["spf11.test"]
+    assert spf11["spf"]["lookups"] == 11
+    assert "spf_too_many_lookups" in finding_ids(spf11)
+    assert spf11["grade"] == "C"
+
+    none = domains["nonedmarc.test"]
+    assert none["dmarc"]["policy"] == "none"
+    assert "dmarc_p_none" in finding_ids(none)
+    assert "no_mta_sts_or_dane" in finding_ids(none)

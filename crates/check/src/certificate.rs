@@ -73,6 +73,15 @@ impl TrustStore {
     }
 }
 
+impl TrustStore {
+    /// The same anchors for a verifying rustls client (the MTA-STS policy fetch).
+    pub(crate) fn root_store(&self) -> rustls::RootCertStore {
+        rustls::RootCertStore {
+            roots: self.anchors.clone(),
+        }
+    }
+}
+
 /// One certificate of the chain as sent.
 #[derive(Debug, Clone, Serialize)]
 pub struct CertificateSummary {
@@ -81,8 +90,12 @@ pub struct CertificateSummary {
     /// RFC 3339.
     pub not_before: String,
     pub not_after: String,
-    /// SHA-256 of the DER, lower-case hex.
+    /// SHA-256 and SHA-512 of the DER, and of the SubjectPublicKeyInfo, lower-case hex
+    /// (what TLSA records name, RFC 6698 §2.1.2).
     pub sha256: String,
+    pub sha512: String,
+    pub spki_sha256: String,
+    pub spki_sha512: String,
 }
 
 /// What was found about the chain.
@@ -230,7 +243,10 @@ pub fn analyse(
                 issuer: cert.issuer().to_string(),
                 not_before: rfc3339(cert.validity().not_before.timestamp()),
                 not_after: rfc3339(cert.validity().not_after.timestamp()),
-                sha256: hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref()),
+                sha256: digest(&aws_lc_rs::digest::SHA256, der),
+                sha512: digest(&aws_lc_rs::digest::SHA512, der),
+                spki_sha256: digest(&aws_lc_rs::digest::SHA256, cert.public_key().raw),
+                spki_sha512: digest(&aws_lc_rs::digest::SHA512, cert.public_key().raw),
             })
             .collect(),
         trusted,
@@ -297,8 +313,12 @@ fn rfc3339(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+fn digest(algorithm: &'static aws_lc_rs::digest::Algorithm, bytes: &[u8]) -> String {
+    aws_lc_rs::digest::digest(algorithm, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -39,13 +39,14 @@ const LEGACY_VERSIONS: [WireVersion; 4] = [
 
 pub(crate) async fn check_endpoint(
     endpoint: Endpoint,
+    known_addresses: Option<Vec<std::net::IpAddr>>,
     timeout: Duration,
     trust: &TrustStore,
     tracker: Arc<Tracker>,
 ) -> EndpointReport {
     let started = Instant::now();
     let mut report = EndpointReport::new(&endpoint);
-    let address = match resolve(&endpoint, timeout).await {
+    let address = match resolve(&endpoint, known_addresses.as_deref(), timeout).await {
         Ok(address) => address,
         Err(e) => {
             report.failed("connect", &e);

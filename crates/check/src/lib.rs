@@ -8,20 +8,28 @@
 //! and the grading table.
 
 mod certificate;
+mod dane;
 mod dialogue;
+mod dkim;
+mod dmarc;
+pub mod domain;
 mod endpoint;
 pub mod grade;
 mod handshake;
 mod hello;
 mod legacy;
 mod link;
+mod mta_sts;
 pub mod render;
 pub mod report;
 mod server_flight;
+mod spf;
 mod starttls;
 pub mod suites;
 pub mod target;
 
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +37,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 pub use certificate::{CertificateReport, CertificateSummary, TrustStore};
+pub use domain::DomainReport;
 pub use grade::{Finding, Grade};
 pub use handshake::AlpnHandling;
 pub use link::{NoProgress, Progress, ProgressStatus};
@@ -42,6 +51,8 @@ pub enum CheckError {
     Target { target: String, reason: String },
     #[error("cannot read --ca {}: {reason}", path.display())]
     CaFile { path: PathBuf, reason: String },
+    #[error("cannot set up the DNS resolver: {0}")]
+    Resolver(String),
 }
 
 /// Why one probe failed. These end up in a report's `errors`, not as a failed run.
@@ -73,24 +84,111 @@ pub struct Options {
     /// For each probe (connection, dialogue and handshake together).
     pub timeout: Duration,
     pub trust: TrustStore,
+    /// For domain targets: empty means the system's resolvers.
+    pub nameservers: Vec<SocketAddr>,
+    pub dkim_selectors: Vec<String>,
 }
 
-/// Checks every target concurrently.
-pub async fn check(targets: &[Target], options: &Options, progress: Arc<dyn Progress>) -> Report {
+/// Checks every target concurrently: domains' DNS first, then every endpoint (those named
+/// and the domains' MX hosts, each once), then DANE against what the MX hosts served.
+pub async fn check(
+    targets: &[Target],
+    options: &Options,
+    progress: Arc<dyn Progress>,
+) -> Result<Report, CheckError> {
     let started = Instant::now();
     let tracker = link::Tracker::new(progress);
-    let endpoints = targets.iter().filter_map(|t| match t {
-        Target::Endpoint(e) => Some(e.clone()),
-        Target::Domain(_) => None,
-    });
-    let endpoints =
-        join_all(endpoints.map(|e| {
-            endpoint::check_endpoint(e, options.timeout, &options.trust, tracker.clone())
-        }))
-        .await;
-    Report {
+    let domains: Vec<&str> = targets
+        .iter()
+        .filter_map(|t| match t {
+            Target::Domain(d) => Some(d.as_str()),
+            Target::Endpoint(_) => None,
+        })
+        .collect();
+    let resolver = if domains.is_empty() {
+        None
+    } else {
+        let settings = sealpost_dns::ResolverSettings {
+            nameservers: options.nameservers.clone(),
+            timeout: options.timeout.min(Duration::from_secs(3)),
+            attempts: 2,
+        };
+        Some(
+            sealpost_dns::Resolver::new(&settings)
+                .map_err(|e| CheckError::Resolver(e.to_string()))?,
+        )
+    };
+    let domain_dns = match &resolver {
+        Some(resolver) => {
+            join_all(domains.iter().map(|d| {
+                domain::lookup(
+                    resolver,
+                    d,
+                    &options.dkim_selectors,
+                    &options.trust,
+                    options.timeout,
+                )
+            }))
+            .await
+        }
+        None => Vec::new(),
+    };
+
+    let mut jobs: Vec<(Endpoint, Option<Vec<IpAddr>>)> = Vec::new();
+    let mut seen = HashSet::new();
+    for target in targets {
+        if let Target::Endpoint(e) = target
+            && seen.insert((e.host.clone(), e.port))
+        {
+            jobs.push((e.clone(), None));
+        }
+    }
+    for dns in &domain_dns {
+        for (host, addresses) in &dns.endpoints {
+            if seen.insert((host.clone(), 25)) {
+                let endpoint = Endpoint {
+                    service: Service::Smtp,
+                    host: host.clone(),
+                    port: 25,
+                };
+                jobs.push((endpoint, Some(addresses.clone())));
+            }
+        }
+    }
+    let endpoints = join_all(jobs.into_iter().map(|(e, addresses)| {
+        endpoint::check_endpoint(
+            e,
+            addresses,
+            options.timeout,
+            &options.trust,
+            tracker.clone(),
+        )
+    }))
+    .await;
+
+    let mut domain_reports = Vec::new();
+    if let Some(resolver) = &resolver {
+        let validating = dane::validating_resolver(&options.nameservers).ok();
+        for dns in domain_dns {
+            let mx_endpoints: Vec<&EndpointReport> = endpoints
+                .iter()
+                .filter(|e| e.port == 25 && dns.endpoints.iter().any(|(h, _)| *h == e.host))
+                .collect();
+            domain_reports.push(
+                domain::finish(
+                    dns.report,
+                    resolver.hickory(),
+                    validating.as_ref(),
+                    &mx_endpoints,
+                )
+                .await,
+            );
+        }
+    }
+    Ok(Report {
         schema_version: report::SCHEMA_VERSION,
         endpoints,
+        domains: domain_reports,
         elapsed_ms: started.elapsed().as_millis() as u64,
-    }
+    })
 }

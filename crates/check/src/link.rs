@@ -153,20 +153,30 @@ impl Link {
 }
 
 /// The first address of `endpoint` that accepts a connection, so later probes do not each
-/// wait on an address that does not answer (`localhost` is often `::1` first).
+/// wait on an address that does not answer (`localhost` is often `::1` first). `known`
+/// addresses (from the checker's own resolver, for MX hosts) are used instead of the
+/// system's lookup.
 pub(crate) async fn resolve(
     endpoint: &Endpoint,
+    known: Option<&[std::net::IpAddr]>,
     timeout: Duration,
 ) -> Result<SocketAddr, ProbeError> {
-    let lookup = tokio::time::timeout(
-        timeout,
-        tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port)),
-    )
-    .await
-    .map_err(|_| ProbeError::Timeout(timeout))?
-    .map_err(|e| ProbeError::Resolve(e.to_string()))?;
+    let addresses: Vec<SocketAddr> = match known {
+        Some(ips) => ips
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, endpoint.port))
+            .collect(),
+        None => tokio::time::timeout(
+            timeout,
+            tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port)),
+        )
+        .await
+        .map_err(|_| ProbeError::Timeout(timeout))?
+        .map_err(|e| ProbeError::Resolve(e.to_string()))?
+        .collect(),
+    };
     let mut last_error = None;
-    for address in lookup {
+    for address in addresses {
         match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
             Ok(Ok(_)) => return Ok(address),
             Ok(Err(e)) => last_error = Some(ProbeError::Connect(e)),

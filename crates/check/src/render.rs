@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use crate::domain::DomainReport;
 use crate::grade::{Finding, Grade};
 use crate::handshake::AlpnHandling;
 use crate::report::{EndpointReport, LoginOutcome, Report};
@@ -11,21 +12,30 @@ use crate::report::{EndpointReport, LoginOutcome, Report};
 pub fn render(report: &Report, colour: bool) -> String {
     let paint = Paint { colour };
     let mut out = String::new();
+    for domain in &report.domains {
+        render_domain(&mut out, domain, paint);
+        out.push('\n');
+    }
     for endpoint in &report.endpoints {
         render_endpoint(&mut out, endpoint, paint);
         out.push('\n');
     }
-    if report.endpoints.len() > 1 {
+    if report.endpoints.len() + report.domains.len() > 1 {
         let _ = writeln!(out, "{}", paint.bold("summary"));
-        let width = report
-            .endpoints
+        let rows: Vec<(&str, Grade, &[Finding])> = report
+            .domains
             .iter()
-            .map(|e| e.target.len())
-            .max()
-            .unwrap_or(0);
-        for e in &report.endpoints {
-            let reasons: Vec<&str> = e
-                .findings
+            .map(|d| (d.domain.as_str(), d.grade, d.findings.as_slice()))
+            .chain(
+                report
+                    .endpoints
+                    .iter()
+                    .map(|e| (e.target.as_str(), e.grade, e.findings.as_slice())),
+            )
+            .collect();
+        let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        for (name, grade, findings) in rows {
+            let reasons: Vec<&str> = findings
                 .iter()
                 .filter(|f| f.costs_points())
                 .map(|f| f.id)
@@ -33,14 +43,105 @@ pub fn render(report: &Report, colour: bool) -> String {
             let _ = writeln!(
                 out,
                 "  {:width$}  {}  {}",
-                e.target,
-                paint.grade(e.grade),
+                name,
+                paint.grade(grade),
                 reasons.join(" ")
             );
         }
     }
     let _ = writeln!(out, "checked in {:.1} s", report.elapsed_ms as f64 / 1000.0);
     out
+}
+
+fn render_domain(out: &mut String, d: &DomainReport, paint: Paint) {
+    let _ = writeln!(out, "{}  {}", paint.bold(&d.domain), paint.grade(d.grade));
+    let line = |out: &mut String, label: &str, text: String| {
+        let _ = writeln!(out, "  {label:<15} {text}");
+    };
+    let mx: Vec<String> =
+        d.mx.iter()
+            .map(|m| format!("{} {}", m.preference, m.host))
+            .collect();
+    line(out, "MX", mx.join(", "));
+    line(
+        out,
+        "MTA-STS",
+        match &d.mta_sts {
+            None => "none".into(),
+            Some(sts) => match (&sts.policy, &sts.error) {
+                (Some(p), _) => format!(
+                    "mode {}, max_age {}, mx {}",
+                    p.mode,
+                    p.max_age,
+                    p.mx.join(" ")
+                ),
+                (None, Some(e)) => paint.bad(e),
+                (None, None) => sts.record.clone(),
+            },
+        },
+    );
+    for t in &d.tlsa {
+        line(
+            out,
+            "TLSA",
+            format!(
+                "{}: {} (DNSSEC {}, {})",
+                t.mx,
+                t.records.join("; "),
+                t.dnssec,
+                match t.matches {
+                    Some(true) => "matches",
+                    Some(false) => "does NOT match",
+                    None => "not compared",
+                }
+            ),
+        );
+    }
+    line(
+        out,
+        "TLS-RPT",
+        d.tls_rpt.clone().unwrap_or_else(|| "none".into()),
+    );
+    line(
+        out,
+        "SPF",
+        match &d.spf.record {
+            Some(record) => format!(
+                "{record} ({} lookups, {} void)",
+                d.spf.lookups, d.spf.void_lookups
+            ),
+            None => "none".into(),
+        },
+    );
+    line(
+        out,
+        "DMARC",
+        match (&d.dmarc.record, &d.dmarc.found_at) {
+            (Some(record), Some(at)) => format!("{record} (at _dmarc.{at})"),
+            _ => "none".into(),
+        },
+    );
+    for k in &d.dkim {
+        line(
+            out,
+            &format!("DKIM {}", k.selector),
+            match (&k.key_type, k.key_bits, &k.error) {
+                (_, _, Some(e)) => paint.bad(e),
+                (Some(t), Some(bits), None) => format!("{t} {bits} bits"),
+                (Some(t), None, None) => t.clone(),
+                _ => "?".into(),
+            },
+        );
+    }
+    for f in d.findings.iter().filter(|f| f.costs_points()) {
+        let _ = writeln!(out, "  {} {}", paint.grade_tag(f.cap), f.message);
+    }
+    for f in d.findings.iter().filter(|f| !f.costs_points()) {
+        let _ = writeln!(out, "  note {}", f.message);
+    }
+    for e in &d.errors {
+        let _ = writeln!(out, "  error {e}");
+    }
 }
 
 fn render_endpoint(out: &mut String, e: &EndpointReport, paint: Paint) {
@@ -53,7 +154,7 @@ fn render_endpoint(out: &mut String, e: &EndpointReport, paint: Paint) {
         e.elapsed_ms as f64 / 1000.0
     );
     let line = |out: &mut String, label: &str, text: String| {
-        let _ = writeln!(out, "  {label:<12} {text}");
+        let _ = writeln!(out, "  {label:<15} {text}");
     };
     if let Some(p) = &e.plaintext {
         let mut parts = vec![if p.starttls_offered {
@@ -282,6 +383,7 @@ mod tests {
         Report {
             schema_version: 1,
             endpoints: vec![e.clone(), e],
+            domains: Vec::new(),
             elapsed_ms: 1234,
         }
     }

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::certificate::CertificateReport;
+use crate::domain::DomainReport;
 use crate::grade::{Finding, Grade};
 use crate::handshake::AlpnHandling;
 use crate::suites::{Weakness, suite_name, weaknesses};
@@ -17,13 +18,17 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct Report {
     pub schema_version: u32,
     pub endpoints: Vec<EndpointReport>,
+    pub domains: Vec<DomainReport>,
     pub elapsed_ms: u64,
 }
 
 impl Report {
-    /// The lowest grade of any endpoint (None when there are none).
-    pub fn worst_grade(&self) -> Option<Grade> {
-        self.endpoints.iter().map(|e| e.grade).min()
+    /// Every graded thing and its grade: endpoints by URL, domains by name.
+    pub fn grades(&self) -> impl Iterator<Item = (&str, Grade)> {
+        self.endpoints
+            .iter()
+            .map(|e| (e.target.as_str(), e.grade))
+            .chain(self.domains.iter().map(|d| (d.domain.as_str(), d.grade)))
     }
 }
 

@@ -20,13 +20,15 @@ pub struct CheckArgs {
     /// More trust anchors (PEM), besides the system's roots.
     #[arg(long, value_name = "FILE")]
     ca: Vec<PathBuf>,
-    /// DKIM selectors to look up for domain targets.
+    /// DKIM selectors to look up for domain targets. Domains are looked up through the
+    /// config's [dns] nameservers (the system's when empty).
     #[arg(long = "dkim-selector", value_name = "SELECTOR")]
     dkim_selectors: Vec<String>,
     /// Print the report as JSON (schema: crates/check/README.md).
     #[arg(long)]
     json: bool,
-    /// Exit with status 1 when any endpoint is graded below this (A+, A, A-, B, ... F).
+    /// Exit with status 1 when any endpoint or domain is graded below this (A+, A, A-, B,
+    /// ... F).
     #[arg(long, value_name = "GRADE")]
     min_grade: Option<Grade>,
     /// Seconds each probe may take.
@@ -34,7 +36,7 @@ pub struct CheckArgs {
     timeout: f64,
 }
 
-pub async fn run(args: CheckArgs, _config: &Config) -> anyhow::Result<()> {
+pub async fn run(args: CheckArgs, config: &Config) -> anyhow::Result<()> {
     let targets = args
         .targets
         .iter()
@@ -50,16 +52,27 @@ pub async fn run(args: CheckArgs, _config: &Config) -> anyhow::Result<()> {
     if trust.system_roots == 0 && trust.extra_roots == 0 {
         eprintln!("sealpost check: no system trust anchors found; only --ca files are trusted");
     }
+    let nameservers = config
+        .dns
+        .nameservers
+        .iter()
+        .map(|n| {
+            n.parse()
+                .with_context(|| format!("[dns] nameservers: {n:?} is not an address:port"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let options = Options {
         timeout: Duration::from_secs_f64(args.timeout),
         trust,
+        nameservers,
+        dkim_selectors: args.dkim_selectors,
     };
     let progress: Arc<dyn Progress> = if std::io::stderr().is_terminal() {
         Arc::new(ProgressLine::default())
     } else {
         Arc::new(sealpost_check::NoProgress)
     };
-    let report = sealpost_check::check(&targets, &options, progress.clone()).await;
+    let report = sealpost_check::check(&targets, &options, progress).await?;
     if std::io::stderr().is_terminal() {
         eprint!("\r\x1b[K");
     }
@@ -78,10 +91,9 @@ pub async fn run(args: CheckArgs, _config: &Config) -> anyhow::Result<()> {
     stdout.flush()?;
     if let Some(min) = args.min_grade {
         let below: Vec<String> = report
-            .endpoints
-            .iter()
-            .filter(|e| e.grade < min)
-            .map(|e| format!("{} is {}", e.target, e.grade))
+            .grades()
+            .filter(|(_, grade)| *grade < min)
+            .map(|(name, grade)| format!("{name} is {grade}"))
             .collect();
         if !below.is_empty() {
             bail!("below --min-grade {min}: {}", below.join(", "));
