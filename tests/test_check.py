@@ -3,6 +3,7 @@ and servers built from other software with one fault each must be caught with th
 finding that names the fault."""
 
 import base64
+import hashlib
 import http.server
 import json
 import random
@@ -285,7 +286,15 @@ def dkim_rsa_public_key(tmp_path) -> str:
     return base64.b64encode(der).decode()
 
 
-def test_domains_mta_sts_spf_and_dmarc_against_a_real_dns_server(make_server, ca, tmp_path):
+def spki_sha256(cert_pem) -> str:
+    pub = subprocess.run(["openssl", "x509", "-in", str(cert_pem), "-pubkey", "-noout"],
+                         capture_output=True, check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub,
+                         capture_output=True, check=True).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+def test_domains_mta_sts_dane_spf_and_dmarc_against_a_real_dns_server(make_server, ca, tmp_path):
     ip = loopback_ip()
     server = make_server(config={"hostname": "mx.good.test", "listeners": {"smtp": f"{ip}:25"}})
     cert, key = ca.issue("mta-sts", dns=["mta-sts.good.test", "mta-sts.stale.test"])
@@ -293,11 +302,13 @@ def test_domains_mta_sts_spf_and_dmarc_against_a_real_dns_server(make_server, ca
     https = PolicyServer(ip, cert, key, {"good.test": policy.format("mx.good.test"),
                                          "stale.test": policy.format("mx1.stale.test")})
     dkim = txt_strings(f"v=DKIM1; k=rsa; p={dkim_rsa_public_key(tmp_path)}")
+    tlsa = spki_sha256(server.generated_tls_dir / "cert.pem")
     includes = " ".join(f"include:i{n}.spf11.test" for n in range(1, 12))
     zones = {
         "good.test": f"""
 @ MX 10 mx.good.test.
 mx A {ip}
+_25._tcp.mx TLSA 3 1 1 {tlsa}
 mta-sts A {ip}
 _mta-sts TXT "v=STSv1; id=20261128T000000"
 _smtp._tls TXT "v=TLSRPTv1; rua=mailto:tlsrpt@good.test"
@@ -309,6 +320,7 @@ sel._domainkey TXT {dkim}
 @ MX 10 mx1.stale.test.
 @ MX 20 mx2.stale.test.
 mx1 A {ip}
+_25._tcp.mx1 TLSA 3 1 1 {"00" * 32}
 mx2 A {ip}
 mta-sts A {ip}
 _mta-sts TXT "v=STSv1; id=1"
@@ -348,6 +360,10 @@ _dmarc TXT "v=DMARC1; p=reject; rua=mailto:dmarc@stale.test"
     assert good["spf"]["lookups"] == 1 and good["spf"]["errors"] == []
     assert good["dmarc"]["policy"] == "reject" and good["dmarc"]["found_at"] == "good.test"
     assert good["dkim"] == [dict(good["dkim"][0], key_type="rsa", key_bits=2048, error=None)]
+    [good_tlsa] = good["tlsa"]
+    assert good_tlsa["records"] == [f"3 1 1 {tlsa}"] and good_tlsa["matches"] is True
+    print("DNSSEC status of the unsigned test zone:", good_tlsa["dnssec"])
+    assert good_tlsa["dnssec"] != "secure"  # the test zones are not signed
     assert good["grade"] == "A+", json.dumps(good["findings"], indent=1)
     mx = endpoints["mx.good.test"]
     assert mx["service"] == "smtp" and mx["port"] == 25 and mx["address"] == f"{ip}:25"
@@ -356,6 +372,8 @@ _dmarc TXT "v=DMARC1; p=reject; rua=mailto:dmarc@stale.test"
     stale = domains["stale.test"]
     assert stale["mta_sts"]["unmatched_mx"] == ["mx2.stale.test"]
     assert "mta_sts_mx_mismatch" in finding_ids(stale)
+    assert [t["matches"] for t in stale["tlsa"]] == [False]
+    assert "tlsa_mismatch" in finding_ids(stale)
     assert "mx2.stale.test" in next(f["message"] for f in stale["findings"] if f["id"] == "mta_sts_mx_mismatch")
 
     spf11 = domains["spf11.test"]

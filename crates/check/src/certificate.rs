@@ -216,6 +216,9 @@ pub fn analyse(
         webpki::Error::CertNotValidYet { .. } => {
             "a certificate in the chain is not valid yet".into()
         }
+        webpki::Error::CaUsedAsEndEntity => {
+            "a CA certificate (self-signed?) is used as the server certificate".into()
+        }
         other => format!("{other:?}"),
     });
     let trusted = result.is_ok() && !expired && !not_yet_valid;

@@ -219,6 +219,7 @@ fn render_endpoint(out: &mut String, e: &EndpointReport, paint: Paint) {
     }
     if let Some(s) = &e.cipher_suites {
         let order = match s.server_preference {
+            _ if s.suites.len() == 1 => "one suite",
             Some(true) => "server order",
             Some(false) => "client order",
             None => "order unknown",
@@ -250,7 +251,15 @@ fn render_endpoint(out: &mut String, e: &EndpointReport, paint: Paint) {
             .filter(|g| g.accepted == Some(true))
             .map(|g| g.name.as_str())
             .collect();
-        line(out, "groups", groups.join(" "));
+        line(
+            out,
+            "groups",
+            if groups.is_empty() {
+                "none negotiated".into()
+            } else {
+                groups.join(" ")
+            },
+        );
     }
     if let Some(c) = &e.certificate {
         let leaf = c.chain.first();
