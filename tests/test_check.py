@@ -185,6 +185,32 @@ def test_auth_plain_offered_before_starttls_is_caught(ca):
         server.stop()
 
 
+def test_plaintext_sent_after_the_starttls_reply_is_caught(ca):
+    cert, key = ca.issue("respinject", dns=["localhost"])
+    server = StarttlsSmtpServer(cert, key, inject_response=True)
+    try:
+        e = only_endpoint(check_json(f"smtp://localhost:{server.port}", ca=ca.cert))
+        assert e["plaintext"]["response_injection"] is True, explain(e)
+        assert "starttls_response_injection" in finding_ids(e)
+        # The injected bytes were discarded, so the handshake itself still worked.
+        assert e["negotiated"]["version"] == "TLSv1.3"
+    finally:
+        server.stop()
+
+
+def test_a_starttls_port_without_starttls_is_f(ca):
+    cert, key = ca.issue("plainonly", dns=["localhost"])
+    server = StarttlsSmtpServer(cert, key, starttls=False)
+    try:
+        e = only_endpoint(check_json(f"smtp://localhost:{server.port}", extra=("--timeout", "5")))
+        assert e["plaintext"]["starttls_offered"] is False, explain(e)
+        assert finding_ids(e) == ["starttls_not_offered"], explain(e)
+        assert e["grade"] == "F"
+        assert [err["error"] for err in e["errors"]] == ["STARTTLS is not offered"], e["errors"]
+    finally:
+        server.stop()
+
+
 def test_expired_certificate_is_caught(ca):
     cert, key = expired_leaf(ca, "expired")
     server = StarttlsSmtpServer(cert, key)

@@ -122,9 +122,14 @@ class StarttlsSmtpServer:
     answer_pipelined: commands read together with STARTTLS are answered inside TLS
         (the CVE-2011-0411 bug: the read buffer survives the upgrade).
     auth_before_tls: AUTH PLAIN LOGIN is advertised and checked before STARTTLS.
+    inject_response: a plaintext reply follows "220 ready" before the handshake.
+    starttls: False makes it a plaintext-only server.
     """
 
-    def __init__(self, cert: Path, key: Path, answer_pipelined=False, auth_before_tls=False):
+    def __init__(self, cert: Path, key: Path, answer_pipelined=False, auth_before_tls=False,
+                 inject_response=False, starttls=True):
+        self.inject_response = inject_response
+        self.starttls = starttls
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(str(cert), str(key))
         self.answer_pipelined = answer_pipelined
@@ -175,15 +180,16 @@ class StarttlsSmtpServer:
             verb = line.split(b" ", 1)[0].upper()
             if verb in (b"EHLO", b"HELO"):
                 lines = [b"weak.test", b"PIPELINING"]
-                if not tls:
+                if not tls and self.starttls:
                     lines.append(b"STARTTLS")
                 if tls or self.auth_before_tls:
                     lines.append(b"AUTH PLAIN LOGIN")
                 lines.append(b"8BITMIME")
                 reply = b"".join(b"250-" + l + b"\r\n" for l in lines[:-1]) + b"250 " + lines[-1] + b"\r\n"
                 sock.sendall(reply)
-            elif verb == b"STARTTLS" and not tls:
-                sock.sendall(b"220 2.0.0 ready to start TLS\r\n")
+            elif verb == b"STARTTLS" and not tls and self.starttls:
+                ready = b"220 2.0.0 ready to start TLS\r\n"
+                sock.sendall(ready + (b"250 2.0.0 injected\r\n" if self.inject_response else b""))
                 if not self.answer_pipelined:
                     buf = b""  # the fix for CVE-2011-0411
                 sock = self.context.wrap_socket(sock, server_side=True)
