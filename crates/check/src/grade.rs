@@ -104,7 +104,7 @@ pub fn assess(report: &EndpointReport) -> Vec<Finding> {
             "unreachable",
             Grade::F,
             format!(
-                "no connection: {}",
+                "no usable connection: {}",
                 report
                     .errors
                     .first()

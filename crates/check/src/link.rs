@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
@@ -155,7 +156,8 @@ impl Link {
 /// The first address of `endpoint` that accepts a connection, so later probes do not each
 /// wait on an address that does not answer (`localhost` is often `::1` first). `known`
 /// addresses (from the checker's own resolver, for MX hosts) are used instead of the
-/// system's lookup.
+/// system's lookup. On plaintext ports the server speaks first, so a server that
+/// accepts but never greets is found here once, instead of by every probe's timeout.
 pub(crate) async fn resolve(
     endpoint: &Endpoint,
     known: Option<&[std::net::IpAddr]>,
@@ -178,7 +180,23 @@ pub(crate) async fn resolve(
     let mut last_error = None;
     for address in addresses {
         match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
-            Ok(Ok(_)) => return Ok(address),
+            Ok(Ok(stream)) if endpoint.service.implicit_tls() => {
+                drop(stream);
+                return Ok(address);
+            }
+            Ok(Ok(mut stream)) => {
+                let mut first = [0u8; 1];
+                return match tokio::time::timeout(timeout, stream.read(&mut first)).await {
+                    Ok(Ok(1..)) => Ok(address),
+                    Ok(Ok(_)) => Err(ProbeError::Protocol(
+                        "the server closed the connection without a greeting".into(),
+                    )),
+                    Ok(Err(e)) => Err(ProbeError::Io(e)),
+                    Err(_) => Err(ProbeError::Protocol(format!(
+                        "no greeting within {timeout:?}"
+                    ))),
+                };
+            }
             Ok(Err(e)) => last_error = Some(ProbeError::Connect(e)),
             Err(_) => last_error = Some(ProbeError::Timeout(timeout)),
         }
