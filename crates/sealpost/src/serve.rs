@@ -46,6 +46,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     ));
 
     let mailauth = mailauth(&config)?;
+    if let Some(resolver) = mailauth.resolver.clone() {
+        tokio::spawn(send_dmarc_reports(
+            store.clone(),
+            config.hostname.clone(),
+            mailauth.signer.clone(),
+            resolver,
+        ));
+    }
 
     tls.watch();
     // 143 and 993 count an account's sessions together.
@@ -146,12 +154,14 @@ fn app_protocol(name: ListenerName) -> AppProtocol {
 struct Mailauth {
     verifier: Option<Arc<InboundVerifier>>,
     signer: Arc<DkimSigner>,
+    /// Set when port 25 verifies, which is also when DMARC evaluations are recorded.
+    resolver: Option<Resolver>,
 }
 
 /// The resolver from `[dns]`, the verifier `[mailauth]` asks for, and the DKIM keys of
 /// `DATA/dkim` (made by `sealpost domain add`).
 fn mailauth(config: &Config) -> anyhow::Result<Mailauth> {
-    let verifier = if config.mailauth.verify {
+    let (verifier, resolver) = if config.mailauth.verify {
         let settings = config.resolver_settings()?;
         let resolver = Resolver::new(&settings).context(
             "cannot set up the DNS resolver: check /etc/resolv.conf or set [dns] nameservers = [\"127.0.0.1:53\"]",
@@ -161,13 +171,16 @@ fn mailauth(config: &Config) -> anyhow::Result<Mailauth> {
             enforce = config.mailauth.enforce,
             "port 25 verifies SPF, DKIM and DMARC"
         );
-        Some(Arc::new(
-            InboundVerifier::new(resolver, config.hostname.clone())
-                .enforce(config.mailauth.enforce),
-        ))
+        (
+            Some(Arc::new(
+                InboundVerifier::new(resolver.clone(), config.hostname.clone())
+                    .enforce(config.mailauth.enforce),
+            )),
+            Some(resolver),
+        )
     } else {
         info!("[mailauth] verify = false: port 25 stores mail unverified");
-        None
+        (None, None)
     };
     let signer = DkimSigner::load(&config.data_dir).with_context(|| {
         format!(
@@ -178,7 +191,33 @@ fn mailauth(config: &Config) -> anyhow::Result<Mailauth> {
     Ok(Mailauth {
         verifier,
         signer: Arc::new(signer),
+        resolver,
     })
+}
+
+/// Queues the DMARC aggregate reports (RFC 9990) of the days that have ended, checking
+/// every hour from start-up; a day once reported is never reported again, so the period
+/// only bounds how late a report leaves. A failure never touches mail: the next hour
+/// tries again.
+async fn send_dmarc_reports(
+    store: Arc<dyn Store>,
+    hostname: String,
+    signer: Arc<DkimSigner>,
+    resolver: Resolver,
+) {
+    let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        hourly.tick().await;
+        match crate::dmarc::send_due_reports(store.as_ref(), &hostname, &signer, Some(&resolver))
+            .await
+        {
+            Ok(sent) if !sent.is_empty() => {
+                info!(reports = sent.len(), "queued DMARC aggregate reports")
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "DMARC aggregate reports not queued; next try in an hour"),
+        }
+    }
 }
 
 fn service(
