@@ -20,6 +20,7 @@ use crate::report::{
     SuiteReport, VersionResult,
 };
 use crate::starttls;
+use crate::suites::suite_name;
 use crate::target::Endpoint;
 
 /// What the legacy (hand-built hello) probes found.
@@ -156,7 +157,7 @@ pub(crate) async fn check_endpoint(
             tls13 = Some(h.version == rustls::ProtocolVersion::TLSv1_3);
             report.negotiated = Some(Negotiated {
                 version: version_name(h.version),
-                cipher_suite: format!("{:?}", h.suite),
+                cipher_suite: suite_name(u16::from(h.suite)),
                 group: h.group.map(|g| format!("{g:?}")),
             });
             report.tls13_tickets = Some(session.tls13_tickets);
@@ -236,7 +237,9 @@ pub(crate) async fn check_endpoint(
 
     for (suite, result) in tls13_suites {
         match result {
-            Ok(Some(_)) => report.tls13_cipher_suites.push(format!("{suite:?}")),
+            Ok(Some(_)) => report
+                .tls13_cipher_suites
+                .push(suite_name(u16::from(suite))),
             Ok(None) => {}
             Err(e) => report.failed("TLS 1.3 suites", &e),
         }
