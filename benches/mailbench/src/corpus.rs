@@ -92,7 +92,9 @@ fn message(index: usize, size: usize) -> anyhow::Result<Vec<u8>> {
         (index / 60) % 60,
         index % 60
     );
-    let mut state = (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
+    let mut state = (index as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(1);
     let mut line = String::new();
     // Body lines of up to 72 characters; the last line is cut or padded to the exact size
     // (the margin of 4 keeps room for at least one character and its CRLF).

@@ -137,6 +137,15 @@ pub fn cpu_precise(root: u32) -> anyhow::Result<Duration> {
     Ok(Duration::from_nanos(nanos))
 }
 
+/// CPU time the calling thread has used, in nanoseconds from the scheduler.
+pub fn thread_cpu() -> Duration {
+    fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .map(Duration::from_nanos)
+        .unwrap_or_default()
+}
+
 /// CPU time this process (the load generator) has used.
 pub fn own_cpu() -> Duration {
     fs::read_to_string("/proc/self/stat")
