@@ -30,8 +30,12 @@ pub struct SelectedMailbox {
     pub read_only: bool,
     pub uid_validity: u32,
     uids: Vec<u32>,
-    /// Parallel to `uids`: the MODSEQ whose flags the client has seen.
-    modseqs: Vec<u64>,
+    /// The client has seen every known message's flags as of this MODSEQ (RFC 7162)...
+    known_modseq: u64,
+    /// ...and these messages' as of a later one (its own STORE, or FETCH setting \Seen).
+    /// A watermark plus a few exceptions instead of one MODSEQ per message keeps an idle
+    /// session on a big mailbox small.
+    seen_later: Vec<(u32, u64)>,
     changes: broadcast::Receiver<Change>,
     /// A change may have happened that the client has not been told about.
     dirty: bool,
@@ -50,7 +54,8 @@ impl SelectedMailbox {
             read_only,
             uid_validity: mailbox.uid_validity,
             uids: messages.iter().map(|m| m.uid).collect(),
-            modseqs: messages.iter().map(|m| m.modseq).collect(),
+            known_modseq: messages.iter().map(|m| m.modseq).max().unwrap_or(0),
+            seen_later: Vec::new(),
             changes,
             dirty: false,
         }
@@ -96,9 +101,21 @@ impl SelectedMailbox {
 
     /// Records that the client has been shown `uid`'s flags as of `modseq`.
     pub fn seen_modseq(&mut self, uid: u32, modseq: u64) {
-        if let Ok(i) = self.uids.binary_search(&uid) {
-            self.modseqs[i] = self.modseqs[i].max(modseq);
+        if modseq <= self.known_modseq || self.uids.binary_search(&uid).is_err() {
+            return;
         }
+        match self.seen_later.iter_mut().find(|(u, _)| *u == uid) {
+            Some((_, seen)) => *seen = (*seen).max(modseq),
+            None => self.seen_later.push((uid, modseq)),
+        }
+    }
+
+    /// The MODSEQ as of which the client has seen `uid`'s flags.
+    fn known_modseq_of(&self, uid: u32) -> u64 {
+        self.seen_later
+            .iter()
+            .find(|(u, _)| *u == uid)
+            .map_or(self.known_modseq, |&(_, seen)| seen.max(self.known_modseq))
     }
 
     /// Something this session did itself changed the mailbox (APPEND or COPY into it).
@@ -188,8 +205,7 @@ impl SelectedMailbox {
             let Ok(i) = self.uids.binary_search(&meta.uid) else {
                 continue;
             };
-            if meta.modseq > self.modseqs[i] {
-                self.modseqs[i] = meta.modseq;
+            if meta.modseq > self.known_modseq_of(meta.uid) {
                 line.clear();
                 let _ = write!(line, "{} FETCH (UID {} FLAGS ", i + 1, meta.uid);
                 flag_list(&mut line, &meta.flags);
@@ -201,13 +217,17 @@ impl SelectedMailbox {
             }
         }
 
+        // Every message in the store has now been reported as of its MODSEQ.
+        if let Some(highest) = current.iter().map(|m| m.modseq).max() {
+            self.known_modseq = self.known_modseq.max(highest);
+        }
+        self.seen_later.clear();
+
         // New messages: UIDs only grow, so they are the ones past the last known.
         let last = self.uids.last().copied().unwrap_or(0);
         let before = self.uids.len();
-        for meta in current.iter().filter(|m| m.uid > last) {
-            self.uids.push(meta.uid);
-            self.modseqs.push(meta.modseq);
-        }
+        self.uids
+            .extend(current.iter().filter(|m| m.uid > last).map(|m| m.uid));
         if self.uids.len() != before {
             untagged(out, &format!("{} EXISTS", self.uids.len()));
         }
@@ -222,7 +242,6 @@ impl SelectedMailbox {
         for &uid in uids {
             if let Ok(i) = self.uids.binary_search(&uid) {
                 self.uids.remove(i);
-                self.modseqs.remove(i);
                 if !enabled.qresync {
                     untagged(out, &format!("{} EXPUNGE", i + 1));
                 }
@@ -259,7 +278,6 @@ mod tests {
             rx,
         );
         selected.uids = uids.to_vec();
-        selected.modseqs = vec![1; uids.len()];
         selected
     }
 
@@ -306,5 +324,59 @@ mod tests {
         };
         m.report_expunged(&[3, 10], &mut out, qresync);
         assert_eq!(out, b"* VANISHED 3,10\r\n");
+    }
+
+    #[tokio::test]
+    async fn flag_changes_are_reported_once_and_the_sessions_own_are_not_repeated() {
+        use std::sync::Arc;
+
+        use sealpost_store::{Delivery, FlagOperation, FlagUpdate, LocalTarget};
+
+        let store = crate::memory_store::MemoryStore::new();
+        let account = store.add_account("a@example.test", "pw").await;
+        for _ in 0..3 {
+            store
+                .deliver(Delivery {
+                    raw: Arc::new(b"Subject: x\r\n\r\nbody\r\n".to_vec()),
+                    internal_date: 0,
+                    local: vec![LocalTarget {
+                        account: account.id,
+                        mailbox: "INBOX".into(),
+                    }],
+                    outbound: None,
+                })
+                .await
+                .unwrap();
+        }
+        let inbox = store.mailbox(account.id, "INBOX").await.unwrap().unwrap();
+        let messages = store.messages(inbox.id).await.unwrap();
+        let mut selected = SelectedMailbox::new(&inbox, &messages, false, store.subscribe());
+        let flag = |uid: u32| FlagUpdate {
+            uids: vec![uid],
+            operation: FlagOperation::Add,
+            flags: vec!["\\Flagged".into()],
+            unchanged_since: None,
+        };
+
+        // The session's own STORE: already answered with its FETCH, never repeated.
+        let own = store.update_flags(inbox.id, flag(1)).await.unwrap();
+        selected.seen_modseq(1, own.changed[0].modseq);
+        // Another session's change to message 2: reported once.
+        store.update_flags(inbox.id, flag(2)).await.unwrap();
+        selected.mark_dirty();
+        let mut out = Vec::new();
+        let enabled = Enabled::default();
+        selected
+            .report_changes(store.as_ref(), &mut out, true, enabled)
+            .await
+            .unwrap();
+        assert_eq!(out, b"* 2 FETCH (UID 2 FLAGS (\\Flagged))\r\n");
+        selected.mark_dirty();
+        let mut again = Vec::new();
+        selected
+            .report_changes(store.as_ref(), &mut again, true, enabled)
+            .await
+            .unwrap();
+        assert!(again.is_empty(), "{}", String::from_utf8_lossy(&again));
     }
 }
