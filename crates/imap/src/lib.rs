@@ -20,6 +20,7 @@ pub mod response;
 pub mod section;
 pub mod selected;
 pub mod session;
+pub mod uid_map;
 
 use std::sync::Arc;
 

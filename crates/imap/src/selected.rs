@@ -15,6 +15,7 @@ use tokio::sync::broadcast::{self, error::TryRecvError};
 
 use crate::command::SequenceSet;
 use crate::response::{flag_list, sequence_set, untagged};
+use crate::uid_map::UidMap;
 
 /// What the client has enabled that changes how updates are reported.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,7 +30,7 @@ pub struct SelectedMailbox {
     pub name: String,
     pub read_only: bool,
     pub uid_validity: u32,
-    uids: Vec<u32>,
+    uids: UidMap,
     /// The client has seen every known message's flags as of this MODSEQ (RFC 7162)...
     known_modseq: u64,
     /// ...and these messages' as of a later one (its own STORE, or FETCH setting \Seen).
@@ -53,7 +54,7 @@ impl SelectedMailbox {
             name: mailbox.name.clone(),
             read_only,
             uid_validity: mailbox.uid_validity,
-            uids: messages.iter().map(|m| m.uid).collect(),
+            uids: UidMap::from_ascending(messages.iter().map(|m| m.uid)),
             known_modseq: messages.iter().map(|m| m.modseq).max().unwrap_or(0),
             seen_later: Vec::new(),
             changes,
@@ -62,30 +63,33 @@ impl SelectedMailbox {
     }
 
     pub fn exists(&self) -> u32 {
-        self.uids.len() as u32
+        self.uids.len()
     }
 
-    pub fn uids(&self) -> &[u32] {
+    pub fn uids(&self) -> &UidMap {
         &self.uids
     }
 
     pub fn seq_of(&self, uid: u32) -> Option<u32> {
-        self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
+        self.uids.position(uid).map(|i| i + 1)
     }
 
     /// The messages a set names, as (sequence number, UID) in ascending order. `*` is
     /// the last message (or its UID); numbers beyond the mailbox name nothing.
     pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<(u32, u32)> {
-        let mut indices: Vec<usize> = Vec::new();
-        if let Some(&last_uid) = self.uids.last() {
+        let mut indices: Vec<u32> = Vec::new();
+        if let Some(last_uid) = self.uids.last() {
+            let len = self.uids.len();
             for (low, high) in set.ranges(if uid { last_uid } else { self.exists() }) {
                 let range = if uid {
-                    let start = self.uids.partition_point(|&u| u < low);
-                    let end = self.uids.partition_point(|&u| u <= high);
+                    let start = self.uids.count_below(low);
+                    let end = high
+                        .checked_add(1)
+                        .map_or(len, |h| self.uids.count_below(h));
                     start..end
                 } else {
-                    let start = (low as usize).saturating_sub(1).min(self.uids.len());
-                    let end = (high as usize).min(self.uids.len());
+                    let start = low.saturating_sub(1).min(len);
+                    let end = high.min(len);
                     start..end.max(start)
                 };
                 indices.extend(range);
@@ -95,13 +99,13 @@ impl SelectedMailbox {
         indices.dedup();
         indices
             .into_iter()
-            .map(|i| (i as u32 + 1, self.uids[i]))
+            .filter_map(|i| self.uids.get(i).map(|uid| (i + 1, uid)))
             .collect()
     }
 
     /// Records that the client has been shown `uid`'s flags as of `modseq`.
     pub fn seen_modseq(&mut self, uid: u32, modseq: u64) {
-        if modseq <= self.known_modseq || self.uids.binary_search(&uid).is_err() {
+        if modseq <= self.known_modseq || self.uids.position(uid).is_none() {
             return;
         }
         match self.seen_later.iter_mut().find(|(u, _)| *u == uid) {
@@ -185,7 +189,7 @@ impl SelectedMailbox {
         // Expunged: known here, gone from the store.
         let mut gone = Vec::new();
         let mut next = current.iter().peekable();
-        for &uid in &self.uids {
+        for uid in self.uids.iter() {
             while next.next_if(|m| m.uid < uid).is_some() {}
             if next.peek().is_none_or(|m| m.uid != uid) {
                 gone.push(uid);
@@ -202,7 +206,7 @@ impl SelectedMailbox {
         // Flag changes of messages the client knows.
         let mut line = String::new();
         for meta in &current {
-            let Ok(i) = self.uids.binary_search(&meta.uid) else {
+            let Some(i) = self.uids.position(meta.uid) else {
                 continue;
             };
             if meta.modseq > self.known_modseq_of(meta.uid) {
@@ -224,10 +228,11 @@ impl SelectedMailbox {
         self.seen_later.clear();
 
         // New messages: UIDs only grow, so they are the ones past the last known.
-        let last = self.uids.last().copied().unwrap_or(0);
+        let last = self.uids.last().unwrap_or(0);
         let before = self.uids.len();
-        self.uids
-            .extend(current.iter().filter(|m| m.uid > last).map(|m| m.uid));
+        for meta in current.iter().filter(|m| m.uid > last) {
+            self.uids.push(meta.uid);
+        }
         if self.uids.len() != before {
             untagged(out, &format!("{} EXISTS", self.uids.len()));
         }
@@ -240,8 +245,7 @@ impl SelectedMailbox {
     pub fn report_expunged(&mut self, uids: &[u32], out: &mut Vec<u8>, enabled: Enabled) {
         let mut removed = Vec::new();
         for &uid in uids {
-            if let Ok(i) = self.uids.binary_search(&uid) {
-                self.uids.remove(i);
+            if let Some(i) = self.uids.remove(uid) {
                 if !enabled.qresync {
                     untagged(out, &format!("{} EXPUNGE", i + 1));
                 }
@@ -277,7 +281,7 @@ mod tests {
             false,
             rx,
         );
-        selected.uids = uids.to_vec();
+        selected.uids = UidMap::from_ascending(uids.iter().copied());
         selected
     }
 
@@ -315,7 +319,7 @@ mod tests {
         let mut out = Vec::new();
         m.report_expunged(&[5, 9], &mut out, Enabled::default());
         assert_eq!(out, b"* 2 EXPUNGE\r\n* 2 EXPUNGE\r\n");
-        assert_eq!(m.uids(), &[3, 10]);
+        assert_eq!(m.uids().iter().collect::<Vec<_>>(), [3, 10]);
         let mut out = Vec::new();
         let qresync = Enabled {
             qresync: true,

@@ -47,10 +47,10 @@ pub(super) async fn search(
     };
     let needs_content = needs_content(&command.key);
     let last_seq = selected.exists();
-    let last_uid = selected.uids().last().copied().unwrap_or(0);
+    let last_uid = selected.uids().last().unwrap_or(0);
     let mut found: Vec<(u32, u32)> = Vec::new();
     let mut highest_modseq = 0;
-    for (index, &uid) in selected.uids().iter().enumerate() {
+    for (index, uid) in selected.uids().iter().enumerate() {
         let Ok(i) = metas.binary_search_by_key(&uid, |m| m.uid) else {
             continue;
         };
