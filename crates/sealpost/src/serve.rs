@@ -12,7 +12,7 @@ use sealpost_imap::ImapService;
 use sealpost_imap::registry::SessionRegistry;
 use sealpost_mailauth::{DkimSigner, InboundVerifier};
 use sealpost_pop3::Pop3Service;
-use sealpost_smtp::{ListenerKind, SmtpService};
+use sealpost_smtp::{DmarcRecorder, ListenerKind, SmtpService};
 use sealpost_store::{Login, LoginPolicy, Store};
 use sealpost_tls::{AppProtocol, TlsAcceptor, TlsServer, TlsSettings};
 use tokio::net::TcpListener;
@@ -45,7 +45,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         },
     ));
 
-    let mailauth = mailauth(&config)?;
+    let mailauth = mailauth(&config, &store)?;
     if let Some(resolver) = mailauth.resolver.clone() {
         tokio::spawn(send_dmarc_reports(
             store.clone(),
@@ -156,11 +156,12 @@ struct Mailauth {
     signer: Arc<DkimSigner>,
     /// Set when port 25 verifies, which is also when DMARC evaluations are recorded.
     resolver: Option<Resolver>,
+    dmarc_recorder: DmarcRecorder,
 }
 
 /// The resolver from `[dns]`, the verifier `[mailauth]` asks for, and the DKIM keys of
 /// `DATA/dkim` (made by `sealpost domain add`).
-fn mailauth(config: &Config) -> anyhow::Result<Mailauth> {
+fn mailauth(config: &Config, store: &Arc<dyn Store>) -> anyhow::Result<Mailauth> {
     let (verifier, resolver) = if config.mailauth.verify {
         let settings = config.resolver_settings()?;
         let resolver = Resolver::new(&settings).context(
@@ -192,6 +193,7 @@ fn mailauth(config: &Config) -> anyhow::Result<Mailauth> {
         verifier,
         signer: Arc::new(signer),
         resolver,
+        dmarc_recorder: DmarcRecorder::start(store.clone()),
     })
 }
 
@@ -239,6 +241,7 @@ fn service(
             limits: config.smtp_limits(),
             verifier: mailauth.verifier.clone(),
             signer: Some(mailauth.signer.clone()),
+            dmarc_recorder: Some(mailauth.dmarc_recorder.clone()),
         })
     };
     match name {

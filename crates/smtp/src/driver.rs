@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sealpost_mailauth::{DkimSigner, InboundVerifier};
-use sealpost_store::{Delivery, DmarcEvaluationRecord, Login, LoginError, Store};
+use sealpost_store::{Delivery, Login, LoginError, Store};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::time::timeout;
@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use crate::auth::Credentials;
 use crate::bdat::ChunkReceiver;
 use crate::data::DataReceiver;
+use crate::dmarc_recorder::DmarcRecorder;
 use crate::envelope::look_up;
 use crate::reply::Reply;
 use crate::session::{Action, AuthOutcome, Session, SessionConfig};
@@ -38,6 +39,8 @@ pub(crate) struct Env<'a> {
     pub verifier: Option<&'a InboundVerifier>,
     /// Submission: signs messages as their sender's domain.
     pub signer: Option<&'a DkimSigner>,
+    /// Port 25: keeps DMARC evaluations for the aggregate reports.
+    pub dmarc_recorder: Option<&'a DmarcRecorder>,
 }
 
 /// Why a session ended (for its log line).
@@ -224,8 +227,10 @@ async fn serve<C: Connection>(
                             false
                         }
                     };
-                    if stored && let Some(record) = outgoing.dmarc {
-                        record_dmarc(env.store, *record);
+                    if stored
+                        && let (Some(recorder), Some(record)) = (env.dmarc_recorder, outgoing.dmarc)
+                    {
+                        recorder.record(*record);
                     }
                     session.delivered(&outgoing.id, stored)
                 }
@@ -258,17 +263,6 @@ fn sign(signer: &DkimSigner, domain: &str, offset: usize, delivery: &mut Deliver
         signed.extend_from_slice(signed_part);
         delivery.raw = Arc::new(signed);
     }
-}
-
-/// Keeps a DMARC evaluation for the aggregate reports, off the reply's path: the message
-/// is stored already, and a failure here must never fail mail.
-fn record_dmarc(store: &Arc<dyn Store>, record: DmarcEvaluationRecord) {
-    let store = Arc::clone(store);
-    tokio::spawn(async move {
-        if let Err(error) = store.record_dmarc_evaluation(record).await {
-            warn!(%error, "recording a DMARC evaluation failed");
-        }
-    });
 }
 
 /// Writes the pending replies in one piece. A client that does not read them within the

@@ -11,6 +11,7 @@ mod bdat;
 mod body;
 mod commands;
 mod data;
+mod dmarc_recorder;
 mod driver;
 mod envelope;
 mod received;
@@ -29,6 +30,7 @@ use sealpost_store::{Login, Store};
 use sealpost_tls::{MailStream, TlsAcceptor};
 use tokio::sync::watch;
 
+pub use crate::dmarc_recorder::DmarcRecorder;
 use crate::driver::Env;
 use crate::session::SessionConfig;
 
@@ -89,6 +91,8 @@ pub struct SmtpService {
     /// Submission ports: DKIM signing of messages whose sender's domain has keys. Not
     /// used on port 25.
     pub signer: Option<Arc<DkimSigner>>,
+    /// Port 25: where DMARC evaluations go for the aggregate reports; `None` keeps none.
+    pub dmarc_recorder: Option<DmarcRecorder>,
 }
 
 impl SmtpService {
@@ -111,6 +115,7 @@ impl SmtpService {
             login: &self.login,
             verifier,
             signer,
+            dmarc_recorder: self.dmarc_recorder.as_ref().filter(|_| mx),
         };
         driver::run(config, env, stream, Some(&self.tls), shutdown).await;
     }

@@ -518,11 +518,13 @@ impl Setup {
         let task = tokio::spawn(async move {
             let store_dyn: Arc<dyn Store> = store.clone();
             let login = Login::new(store_dyn.clone(), LoginPolicy::default());
+            let recorder = crate::DmarcRecorder::start(store_dyn.clone());
             let env = Env {
                 store: &store_dyn,
                 login: &login,
                 verifier: verifier.as_deref(),
                 signer: signer.as_deref(),
+                dmarc_recorder: Some(&recorder),
             };
             driver::run(config, env, conn, acceptor.as_ref(), shutdown_rx).await;
         });

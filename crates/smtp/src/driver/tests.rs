@@ -628,6 +628,7 @@ async fn real_mail_stream_over_loopback_tcp() {
             login: &login,
             verifier: None,
             signer: None,
+            dmarc_recorder: None,
         };
         let config = SessionConfig {
             kind: ListenerKind::Mx,
