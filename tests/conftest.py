@@ -307,13 +307,26 @@ DEFAULT_CONFIG = {
 }
 
 
+@pytest.fixture(scope="session")
+def loopback_dns():
+    """A real DNS server on loopback with no zones (every name NXDOMAIN), so port 25's
+    SPF/DKIM/DMARC lookups never leave the machine; tests that need records start
+    their own `TestDns` and set [dns] nameservers themselves."""
+    from testdns import TestDns
+
+    dns = TestDns({})
+    yield dns.address
+    dns.stop()
+
+
 @pytest.fixture
-def make_server(tmp_path):
+def make_server(tmp_path, loopback_dns):
     servers = []
+    defaults = merge(DEFAULT_CONFIG, {"dns": {"nameservers": [loopback_dns]}})
 
     def factory(config=None, accounts=None, start=True, name=None, wait_for_signals=True):
         root = tmp_path / (name or f"server{len(servers)}")
-        server = Server(root, merge(DEFAULT_CONFIG, config or {}),
+        server = Server(root, merge(defaults, config or {}),
                         PASSWORDS if accounts is None else accounts)
         servers.append(server)
         if start:
