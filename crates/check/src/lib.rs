@@ -112,6 +112,7 @@ pub async fn check(
             nameservers: options.nameservers.clone(),
             timeout: options.timeout.min(Duration::from_secs(3)),
             attempts: 2,
+            trust_anchor: None,
         };
         Some(
             sealpost_dns::Resolver::new(&settings)

@@ -7,6 +7,8 @@
 //! failure to get any answer (timeout, SERVFAIL, network), which is temporary.
 
 mod resolver;
+mod validated;
 
 pub use hickory_resolver::TokioResolver;
 pub use resolver::{LookupError, Mx, Resolver, ResolverSettings};
+pub use validated::{Dnssec, Tlsa, Validated};

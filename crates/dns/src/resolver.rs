@@ -22,6 +22,9 @@ pub struct ResolverSettings {
     pub timeout: Duration,
     /// Attempts per query before it is a temporary failure.
     pub attempts: usize,
+    /// DNSSEC trust anchors (a file of DNSKEY or DS records in zone-file syntax) used
+    /// instead of the built-in root key; tests point it at their signed zones' key.
+    pub trust_anchor: Option<std::path::PathBuf>,
 }
 
 impl Default for ResolverSettings {
@@ -30,6 +33,7 @@ impl Default for ResolverSettings {
             nameservers: Vec::new(),
             timeout: Duration::from_secs(3),
             attempts: 2,
+            trust_anchor: None,
         }
     }
 }

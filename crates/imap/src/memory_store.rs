@@ -541,6 +541,77 @@ impl Store for MemoryStore {
         Ok(None)
     }
 
+    async fn claim_queue_entries(
+        &self,
+        _now: i64,
+        _lease_until: i64,
+        _limit: usize,
+    ) -> sealpost_store::Result<Vec<QueueEntry>> {
+        Ok(Vec::new())
+    }
+
+    async fn finish_queue_attempt(
+        &self,
+        _attempt: sealpost_store::QueueAttempt,
+    ) -> sealpost_store::Result<()> {
+        Err(sealpost_store::StoreError::NotFound("queue entry".into()))
+    }
+
+    async fn retry_queue_entry(&self, _id: QueueId, _now: i64) -> sealpost_store::Result<bool> {
+        Ok(false)
+    }
+
+    async fn drop_queue_entry(&self, _id: QueueId) -> sealpost_store::Result<bool> {
+        Ok(false)
+    }
+
+    async fn delivery_memo(
+        &self,
+        _kind: &str,
+        _domain: &str,
+    ) -> sealpost_store::Result<Option<String>> {
+        Ok(None)
+    }
+
+    async fn set_delivery_memo(
+        &self,
+        _kind: &str,
+        _domain: &str,
+        _value: Option<String>,
+    ) -> sealpost_store::Result<()> {
+        Ok(())
+    }
+
+    async fn delivery_memos(&self, _kind: &str) -> sealpost_store::Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
+
+    async fn record_tls_results(
+        &self,
+        _results: Vec<sealpost_store::TlsSessionResult>,
+    ) -> sealpost_store::Result<()> {
+        Ok(())
+    }
+
+    async fn tls_results(
+        &self,
+        _from: i64,
+        _until: i64,
+    ) -> sealpost_store::Result<Vec<sealpost_store::TlsSessionResult>> {
+        Ok(Vec::new())
+    }
+
+    async fn prune_tls_results(&self, _before: i64) -> sealpost_store::Result<u64> {
+        Ok(0)
+    }
+
+    async fn queue_tls_report(
+        &self,
+        _report: sealpost_store::OutgoingReport,
+    ) -> sealpost_store::Result<Option<QueueId>> {
+        Ok(None)
+    }
+
     async fn record_dmarc_evaluation(
         &self,
         _record: sealpost_store::DmarcEvaluationRecord,
@@ -562,7 +633,7 @@ impl Store for MemoryStore {
 
     async fn queue_dmarc_report(
         &self,
-        _report: sealpost_store::OutgoingDmarcReport,
+        _report: sealpost_store::OutgoingReport,
     ) -> sealpost_store::Result<Option<QueueId>> {
         Ok(None)
     }

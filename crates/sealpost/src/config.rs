@@ -105,6 +105,9 @@ pub struct DnsConfig {
     /// Seconds one query may take at one nameserver (each is tried twice); a lookup that
     /// gets no answer is a temporary failure (451 for a message on port 25).
     pub timeout: u64,
+    /// DNSSEC trust anchor file (DNSKEY/DS records) replacing the built-in root key; for
+    /// test networks with their own signed zones.
+    pub trust_anchor: Option<std::path::PathBuf>,
 }
 
 impl Default for DnsConfig {
@@ -112,6 +115,7 @@ impl Default for DnsConfig {
         Self {
             nameservers: Vec::new(),
             timeout: 3,
+            trust_anchor: None,
         }
     }
 }
@@ -357,6 +361,7 @@ impl Config {
         Ok(sealpost_dns::ResolverSettings {
             nameservers,
             timeout: Duration::from_secs(self.dns.timeout),
+            trust_anchor: self.dns.trust_anchor.clone(),
             ..sealpost_dns::ResolverSettings::default()
         })
     }

@@ -27,7 +27,7 @@ use sealpost_mailauth::reports::{
 };
 use sealpost_store::{
     Delivery, DkimAuthResult, DmarcAggregateReport, DmarcDisposition, DmarcEvaluationRecord,
-    DmarcPolicyPublished, DmarcReportRow, FlagOperation, FlagUpdate, Outbound, OutgoingDmarcReport,
+    DmarcPolicyPublished, DmarcReportRow, FlagOperation, FlagUpdate, Outbound, OutgoingReport,
     SpfAuthResult, Store,
 };
 use time::OffsetDateTime;
@@ -108,17 +108,7 @@ pub async fn run(command: DmarcCommand, config: &Config) -> anyhow::Result<()> {
 }
 
 fn resolver(config: &Config) -> anyhow::Result<Resolver> {
-    let settings = sealpost_dns::ResolverSettings {
-        nameservers: config
-            .dns
-            .nameservers
-            .iter()
-            .map(|s| s.parse())
-            .collect::<Result<_, _>>()
-            .context("[dns] nameservers")?,
-        ..Default::default()
-    };
-    Resolver::new(&settings).context("cannot set up the DNS resolver")
+    Resolver::new(&config.resolver_settings()?).context("cannot set up the DNS resolver")
 }
 
 /// `dmarc-reports@` of every local domain that has that mailbox, and `extra`.
@@ -596,7 +586,7 @@ impl ReportJob<'_> {
             return Ok(None);
         }
         let queued = store
-            .queue_dmarc_report(OutgoingDmarcReport {
+            .queue_dmarc_report(OutgoingReport {
                 policy_domain: self.domain.to_string(),
                 begin: self.begin,
                 end: self.begin + DAY - 1,
@@ -608,6 +598,7 @@ impl ReportJob<'_> {
                     outbound: Some(Outbound {
                         sender: self.from.to_string(),
                         recipients: recipients.clone(),
+                        require_tls: false,
                     }),
                 },
             })

@@ -138,6 +138,7 @@ impl Transaction {
                 Some(Outbound {
                     sender: self.sender,
                     recipients: self.remote,
+                    require_tls: false,
                 })
             },
         }
@@ -233,7 +234,8 @@ mod tests {
             delivery.outbound,
             Some(Outbound {
                 sender: "a@x.test".into(),
-                recipients: vec!["carol@remote.test".into()]
+                recipients: vec!["carol@remote.test".into()],
+                require_tls: false,
             })
         );
     }

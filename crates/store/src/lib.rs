@@ -126,6 +126,52 @@ pub trait Store: Send + Sync + 'static {
     /// Every entry of the outbound queue, oldest first.
     async fn queue_entries(&self) -> Result<Vec<QueueEntry>>;
     async fn queue_message(&self, id: QueueId) -> Result<Option<Vec<u8>>>;
+    /// Entries due at `now` (`next_attempt <= now`) that no worker holds, oldest due
+    /// first, at most `limit`; each is leased to the caller until `lease_until`, and no
+    /// other claim returns it before then (a worker that dies leaves it to the next claim
+    /// after the lease). Claiming is atomic: two concurrent claims never share an entry.
+    async fn claim_queue_entries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<QueueEntry>>;
+    /// Records one delivery attempt of a claimed entry in one transaction, fsync'd before
+    /// returning: the recipients named change status and error (matched by address),
+    /// `attempts` grows by one, `next_attempt` and `policy` are set and the lease is
+    /// released. When no recipient is pending any more the entry is removed (and its
+    /// message, unless a mailbox or another entry still uses it). `NotFound` if the entry
+    /// is gone (dropped by the admin meanwhile).
+    async fn finish_queue_attempt(&self, attempt: QueueAttempt) -> Result<()>;
+    /// Makes the entry due at `now` and releases its lease (`sealpost queue retry`);
+    /// `false` if there is no such entry.
+    async fn retry_queue_entry(&self, id: QueueId, now: i64) -> Result<bool>;
+    /// Removes the entry and its recipients (`sealpost queue drop`); `false` if absent.
+    async fn drop_queue_entry(&self, id: QueueId) -> Result<bool>;
+
+    /// A small durable fact of the delivery side about one domain, by kind: `tls-seen`
+    /// (downgrade memory) and `mta-sts` (the cached policy). Domains are matched
+    /// case-insensitively.
+    async fn delivery_memo(&self, kind: &str, domain: &str) -> Result<Option<String>>;
+    /// Sets (or with `None` forgets) a delivery memo.
+    async fn set_delivery_memo(
+        &self,
+        kind: &str,
+        domain: &str,
+        value: Option<String>,
+    ) -> Result<()>;
+    /// Every memo of one kind as (domain, value), by domain.
+    async fn delivery_memos(&self, kind: &str) -> Result<Vec<(String, String)>>;
+
+    /// Keeps the TLS outcome of outbound sessions for the TLS-RPT reports (RFC 8460).
+    async fn record_tls_results(&self, results: Vec<TlsSessionResult>) -> Result<()>;
+    /// The outcomes recorded in `[from, until)` (seconds since the epoch), oldest first.
+    async fn tls_results(&self, from: i64, until: i64) -> Result<Vec<TlsSessionResult>>;
+    /// Forgets the outcomes recorded before `before`; returns how many there were.
+    async fn prune_tls_results(&self, before: i64) -> Result<u64>;
+    /// Queues a TLS-RPT report we built, unless one for the same policy domain and period
+    /// start was queued before (as `queue_dmarc_report`). `None` for such a duplicate.
+    async fn queue_tls_report(&self, report: OutgoingReport) -> Result<Option<QueueId>>;
 
     /// Keeps one DMARC evaluation of a message received on port 25, for the aggregate
     /// reports (RFC 9990) sent to the policy domain later.
@@ -137,7 +183,7 @@ pub trait Store: Send + Sync + 'static {
     /// Queues an aggregate report we built, unless one for the same policy domain and
     /// period start was queued before: both in one transaction, so a report is sent once
     /// however often `send-reports` runs. `None` for such a duplicate.
-    async fn queue_dmarc_report(&self, report: OutgoingDmarcReport) -> Result<Option<QueueId>>;
+    async fn queue_dmarc_report(&self, report: OutgoingReport) -> Result<Option<QueueId>>;
     /// Stores an aggregate report received from another organisation; `false` (and
     /// nothing stored) if its organisation and report ID are already stored.
     async fn store_dmarc_report(&self, report: DmarcAggregateReport) -> Result<bool>;

@@ -50,6 +50,8 @@ pub struct Outbound {
     /// Envelope sender; empty for the null sender `<>`.
     pub sender: String,
     pub recipients: Vec<String>,
+    /// The message was sent with REQUIRETLS (RFC 8689): every hop must be verified TLS.
+    pub require_tls: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +80,45 @@ pub struct QueueEntry {
     pub created: i64,
     pub next_attempt: i64,
     pub attempts: u32,
+    /// REQUIRETLS (RFC 8689) was asked for when the message was submitted.
+    pub require_tls: bool,
+    /// The TLS policy of the last attempt, as `sealpost queue list` shows it.
+    pub policy: Option<String>,
+}
+
+/// What one delivery attempt did to a queue entry (`Store::finish_queue_attempt`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueAttempt {
+    pub id: QueueId,
+    /// Recipients whose state changed, by address: `Delivered`, `Failed` (permanent, or
+    /// given up), or `Pending` with the error that deferred them.
+    pub recipients: Vec<QueueRecipient>,
+    /// When the recipients still pending are tried again (seconds since the epoch).
+    pub next_attempt: i64,
+    /// The TLS policy that applied and its verdict, e.g. `mta-sts enforce: verified`.
+    pub policy: Option<String>,
+}
+
+/// The TLS outcome of one outbound SMTP session, for TLS-RPT (RFC 8460 §4.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSessionResult {
+    /// Seconds since the Unix epoch.
+    pub at: i64,
+    /// The recipient domain whose policy applied.
+    pub policy_domain: String,
+    /// `sts`, `tlsa` or `no-policy-found`.
+    pub policy_type: String,
+    /// The policy as RFC 8460 §4.4 lists it: the MTA-STS policy's lines, or the TLSA
+    /// records in presentation format.
+    pub policy_strings: Vec<String>,
+    /// The MX name the session was with.
+    pub mx_host: String,
+    pub receiving_ip: Option<std::net::IpAddr>,
+    /// `None` for a successful session; otherwise the result type, e.g.
+    /// `certificate-host-mismatch`, `starttls-not-supported`, `validation-failure`.
+    pub result_type: Option<String>,
+    /// Human-readable detail of a failure.
+    pub failure_detail: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,9 +293,10 @@ pub struct DmarcEvaluationRecord {
     pub rua: Vec<String>,
 }
 
-/// An aggregate report sealpost has built, to be queued once per domain and period.
+/// An aggregate report sealpost has built (DMARC or TLS-RPT), to be queued once per
+/// policy domain and period.
 #[derive(Debug, Clone)]
-pub struct OutgoingDmarcReport {
+pub struct OutgoingReport {
     pub policy_domain: String,
     /// The period covered, seconds since the Unix epoch.
     pub begin: i64,

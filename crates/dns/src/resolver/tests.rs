@@ -35,6 +35,7 @@ fn resolver(dns: &TestDns, timeout: Duration) -> Resolver {
         nameservers: vec![dns.addr()],
         timeout,
         attempts: 2,
+        trust_anchor: None,
     })
     .unwrap()
 }

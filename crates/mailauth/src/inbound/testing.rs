@@ -19,6 +19,7 @@ pub(crate) async fn dns(zones: &[(&str, &str)], silent: &[&str]) -> (TestDns, Re
         nameservers: vec![server.addr()],
         timeout: Duration::from_millis(300),
         attempts: 2,
+        trust_anchor: None,
     })
     .unwrap();
     (server, resolver)

@@ -61,6 +61,7 @@ async fn world() -> World {
         nameservers: vec![dns.addr()],
         timeout: Duration::from_millis(300),
         attempts: 2,
+        trust_anchor: None,
     })
     .unwrap();
     let signer = Arc::new(DkimSigner::load(keys.path()).unwrap());

@@ -9,7 +9,7 @@ use rusqlite::{Connection, Row, ToSql, params};
 use super::{messages, sql_error};
 use crate::{
     Change, DkimAuthResult, DmarcAggregateReport, DmarcDisposition, DmarcEvaluationRecord,
-    DmarcPolicyPublished, DmarcReportRow, OutgoingDmarcReport, QueueId, Result, SpfAuthResult,
+    DmarcPolicyPublished, DmarcReportRow, OutgoingReport, QueueId, Result, SpfAuthResult,
     StoreError,
 };
 
@@ -100,7 +100,7 @@ pub(super) fn prune_evaluations(conn: &Connection, before: i64) -> Result<u64> {
 /// Queues the report unless one for the same domain and period start was queued before.
 pub(super) fn queue_report(
     conn: &Connection,
-    report: &OutgoingDmarcReport,
+    report: &OutgoingReport,
     now: i64,
     changes: &mut Vec<Change>,
 ) -> Result<Option<QueueId>> {
@@ -351,7 +351,7 @@ impl FromSql for DmarcDisposition {
 }
 
 /// A report goes out by the queue only: it must have outbound recipients.
-pub(super) fn check_outgoing(report: &OutgoingDmarcReport) -> Result<()> {
+pub(super) fn check_outgoing(report: &OutgoingReport) -> Result<()> {
     if report.delivery.outbound.is_none() {
         return Err(StoreError::Invalid {
             what: "DMARC report delivery",

@@ -78,7 +78,7 @@ async fn dmarc_evaluations_are_kept_by_time_and_pruned() {
 async fn an_outgoing_dmarc_report_is_queued_once_per_domain_and_period() {
     let dir = TempDir::new().unwrap();
     let store = open(&dir);
-    let report = |id: &str| OutgoingDmarcReport {
+    let report = |id: &str| OutgoingReport {
         policy_domain: "example.net".into(),
         begin: 86_400,
         end: 2 * 86_400 - 1,
@@ -89,6 +89,7 @@ async fn an_outgoing_dmarc_report_is_queued_once_per_domain_and_period() {
             Some(Outbound {
                 sender: "noreply-dmarc@example.test".into(),
                 recipients: vec!["dmarc@example.net".into()],
+                require_tls: false,
             }),
         ),
     };
@@ -105,7 +106,7 @@ async fn an_outgoing_dmarc_report_is_queued_once_per_domain_and_period() {
 async fn a_dmarc_report_without_outbound_recipients_is_refused() {
     let dir = TempDir::new().unwrap();
     let store = open(&dir);
-    let report = OutgoingDmarcReport {
+    let report = OutgoingReport {
         policy_domain: "example.net".into(),
         begin: 0,
         end: 1,

@@ -56,6 +56,8 @@ pub(super) fn entries(conn: &Connection) -> Result<Vec<QueueEntry>> {
                 created: row.get(3)?,
                 next_attempt: row.get(4)?,
                 attempts: row.get(5)?,
+                require_tls: false,
+                policy: None,
             };
             let recipient = match row.get::<_, Option<String>>(6)? {
                 Some(address) => Some(QueueRecipient {

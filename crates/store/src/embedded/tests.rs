@@ -43,6 +43,7 @@ fn outbound(recipients: &[&str]) -> Outbound {
     Outbound {
         sender: "alice@example.test".into(),
         recipients: recipients.iter().map(|r| r.to_string()).collect(),
+        require_tls: false,
     }
 }
 
