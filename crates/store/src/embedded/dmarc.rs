@@ -1,16 +1,16 @@
-//! DMARC bookkeeping (RFC 9990): evaluations of incoming mail, the aggregate reports we
-//! queue from them, and the aggregate reports other organisations send us.
+//! DMARC bookkeeping (RFC 9990): evaluations of incoming mail, from which the aggregate
+//! reports we send are built (queued by [`super::reports_sent`]), and the aggregate
+//! reports other organisations send us.
 
 use std::net::IpAddr;
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, Row, ToSql, params};
 
-use super::{messages, sql_error};
+use super::{lines, sql_error};
 use crate::{
-    Change, DkimAuthResult, DmarcAggregateReport, DmarcDisposition, DmarcEvaluationRecord,
-    DmarcPolicyPublished, DmarcReportRow, OutgoingReport, QueueId, Result, SpfAuthResult,
-    StoreError,
+    DkimAuthResult, DmarcAggregateReport, DmarcDisposition, DmarcEvaluationRecord,
+    DmarcPolicyPublished, DmarcReportRow, Result, SpfAuthResult,
 };
 
 pub(super) fn record_evaluation(conn: &Connection, record: &DmarcEvaluationRecord) -> Result<()> {
@@ -42,7 +42,7 @@ pub(super) fn record_evaluation(conn: &Connection, record: &DmarcEvaluationRecor
             record.spf_aligned,
             encode_dkim(&record.dkim),
             encode_spf(record.spf.as_slice()),
-            encode_lines(record.rua.iter().map(|uri| [uri.as_str()])),
+            lines::encode(record.rua.iter().map(|uri| [uri.as_str()])),
         ])
     })
     .map_err(sql_error("record DMARC evaluation"))?;
@@ -78,7 +78,7 @@ pub(super) fn evaluations(
                 spf_aligned: row.get(15)?,
                 dkim: decode_dkim(&row.get::<_, String>(16)?),
                 spf: decode_spf(&row.get::<_, String>(17)?).into_iter().next(),
-                rua: decode_lines(&row.get::<_, String>(18)?)
+                rua: lines::decode(&row.get::<_, String>(18)?)
                     .into_iter()
                     .filter_map(|fields| fields.into_iter().next())
                     .collect(),
@@ -95,45 +95,6 @@ pub(super) fn prune_evaluations(conn: &Connection, before: i64) -> Result<u64> {
         .and_then(|mut delete| delete.execute([before]))
         .map_err(sql_error("prune DMARC evaluations"))?;
     Ok(removed as u64)
-}
-
-/// Queues the report unless one for the same domain and period start was queued before.
-pub(super) fn queue_report(
-    conn: &Connection,
-    report: &OutgoingReport,
-    now: i64,
-    changes: &mut Vec<Change>,
-) -> Result<Option<QueueId>> {
-    let inserted = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO dmarc_reports_sent (policy_domain, begin, end, report_id) \
-             VALUES (?1, ?2, ?3, ?4)",
-        )
-        .and_then(|mut insert| {
-            insert.execute(params![
-                report.policy_domain,
-                report.begin,
-                report.end,
-                report.report_id
-            ])
-        })
-        .map_err(sql_error("record DMARC report"))?;
-    if inserted == 0 {
-        return Ok(None);
-    }
-    let delivered = messages::deliver(conn, &report.delivery, now, changes)?;
-    conn.prepare_cached(
-        "UPDATE dmarc_reports_sent SET queue_id = ?3 WHERE policy_domain = ?1 AND begin = ?2",
-    )
-    .and_then(|mut update| {
-        update.execute(params![
-            report.policy_domain,
-            report.begin,
-            delivered.queue_id
-        ])
-    })
-    .map_err(sql_error("record DMARC report"))?;
-    Ok(delivered.queue_id)
 }
 
 /// Stores a received report; `false` if the same organisation's report ID is stored.
@@ -275,7 +236,7 @@ fn ip(row: &Row<'_>, index: usize) -> rusqlite::Result<IpAddr> {
 }
 
 fn encode_dkim(results: &[DkimAuthResult]) -> String {
-    encode_lines(
+    lines::encode(
         results
             .iter()
             .map(|r| [r.domain.as_str(), r.selector.as_str(), r.result.as_str()]),
@@ -283,7 +244,7 @@ fn encode_dkim(results: &[DkimAuthResult]) -> String {
 }
 
 fn decode_dkim(text: &str) -> Vec<DkimAuthResult> {
-    decode_lines(text)
+    lines::decode(text)
         .into_iter()
         .filter_map(|fields| match <[String; 3]>::try_from(fields) {
             Ok([domain, selector, result]) => Some(DkimAuthResult {
@@ -297,7 +258,7 @@ fn decode_dkim(text: &str) -> Vec<DkimAuthResult> {
 }
 
 fn encode_spf(results: &[SpfAuthResult]) -> String {
-    encode_lines(
+    lines::encode(
         results
             .iter()
             .map(|r| [r.domain.as_str(), r.scope.as_str(), r.result.as_str()]),
@@ -305,7 +266,7 @@ fn encode_spf(results: &[SpfAuthResult]) -> String {
 }
 
 fn decode_spf(text: &str) -> Vec<SpfAuthResult> {
-    decode_lines(text)
+    lines::decode(text)
         .into_iter()
         .filter_map(|fields| match <[String; 3]>::try_from(fields) {
             Ok([domain, scope, result]) => Some(SpfAuthResult {
@@ -315,23 +276,6 @@ fn decode_spf(text: &str) -> Vec<SpfAuthResult> {
             }),
             Err(_) => None,
         })
-        .collect()
-}
-
-/// One line per item, fields separated by tabs. Control characters inside a field (which
-/// no domain, selector, result or URI has) become spaces so they cannot split it.
-fn encode_lines<'a, const N: usize>(items: impl Iterator<Item = [&'a str; N]>) -> String {
-    let clean = |field: &str| field.replace(|c: char| c.is_control(), " ");
-    items
-        .map(|fields| fields.map(clean).join("\t"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn decode_lines(text: &str) -> Vec<Vec<String>> {
-    text.lines()
-        .filter(|line| !line.is_empty())
-        .map(|line| line.split('\t').map(str::to_string).collect())
         .collect()
 }
 
@@ -348,15 +292,4 @@ impl FromSql for DmarcDisposition {
             FromSqlError::Other(format!("unknown DMARC disposition {text:?}").into())
         })
     }
-}
-
-/// A report goes out by the queue only: it must have outbound recipients.
-pub(super) fn check_outgoing(report: &OutgoingReport) -> Result<()> {
-    if report.delivery.outbound.is_none() {
-        return Err(StoreError::Invalid {
-            what: "DMARC report delivery",
-            value: "no outbound recipients".into(),
-        });
-    }
-    messages::check(&report.delivery)
 }

@@ -6,20 +6,26 @@
 //! an fsync, which is what lets a delivery's 250 reply promise the message is on disk.
 
 mod accounts;
+mod delivery_memos;
 mod dmarc;
 mod expunge;
 mod flags;
+mod lines;
 mod mailboxes;
 mod messages;
 mod queue;
 mod readers;
+mod reports_sent;
 mod schema;
+mod tls_results;
 mod writer;
 
 #[cfg(test)]
 mod dmarc_tests;
 #[cfg(test)]
 mod mailbox_tests;
+#[cfg(test)]
+mod queue_tests;
 #[cfg(test)]
 mod tests;
 
@@ -32,12 +38,14 @@ use rusqlite::Connection;
 use tokio::sync::broadcast;
 
 use self::readers::Readers;
+use self::reports_sent::ReportKind;
 use self::writer::Writer;
 use crate::flags::FlagSet;
 use crate::{
     Account, AccountId, Appended, Change, Copied, Delivered, Delivery, DmarcAggregateReport,
     DmarcEvaluationRecord, FlagUpdate, FlagsUpdated, Mailbox, MailboxId, MessageMeta, NewMessage,
-    OutgoingReport, QueueEntry, QueueId, Result, Store, StoreError, names,
+    OutgoingReport, QueueAttempt, QueueEntry, QueueId, Result, Store, StoreError, TlsSessionResult,
+    names,
 };
 
 /// The file inside the data directory.
@@ -335,71 +343,91 @@ impl Store for EmbeddedStore {
         self.readers.run(move |conn| queue::message(conn, id)).await
     }
 
-    // TEMPORARY (being implemented): the delivery-side methods.
     async fn claim_queue_entries(
         &self,
-        _now: i64,
-        _lease_until: i64,
-        _limit: usize,
-    ) -> crate::Result<Vec<QueueEntry>> {
-        Ok(Vec::new())
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<QueueEntry>> {
+        self.writer
+            .submit(move |conn, _| queue::claim(conn, now, lease_until, limit))
+            .await
     }
 
-    async fn finish_queue_attempt(&self, _attempt: crate::QueueAttempt) -> crate::Result<()> {
-        Err(StoreError::Database(
-            "finish_queue_attempt: not implemented yet".into(),
-        ))
+    async fn finish_queue_attempt(&self, attempt: QueueAttempt) -> Result<()> {
+        self.writer
+            .submit(move |conn, _| queue::finish_attempt(conn, &attempt))
+            .await
     }
 
-    async fn retry_queue_entry(&self, _id: QueueId, _now: i64) -> crate::Result<bool> {
-        Ok(false)
+    async fn retry_queue_entry(&self, id: QueueId, now: i64) -> Result<bool> {
+        self.writer
+            .submit(move |conn, _| queue::retry(conn, id, now))
+            .await
     }
 
-    async fn drop_queue_entry(&self, _id: QueueId) -> crate::Result<bool> {
-        Ok(false)
+    async fn drop_queue_entry(&self, id: QueueId) -> Result<bool> {
+        self.writer
+            .submit(move |conn, _| queue::drop_entry(conn, id))
+            .await
     }
 
-    async fn delivery_memo(&self, _kind: &str, _domain: &str) -> crate::Result<Option<String>> {
-        Ok(None)
+    /// A malformed domain has no memo, as it is no local domain (`is_local_domain`).
+    async fn delivery_memo(&self, kind: &str, domain: &str) -> Result<Option<String>> {
+        let Ok(domain) = names::domain(domain) else {
+            return Ok(None);
+        };
+        let kind = kind.to_string();
+        self.readers
+            .run(move |conn| delivery_memos::memo(conn, &kind, &domain))
+            .await
     }
 
     async fn set_delivery_memo(
         &self,
-        _kind: &str,
-        _domain: &str,
-        _value: Option<String>,
-    ) -> crate::Result<()> {
-        Ok(())
+        kind: &str,
+        domain: &str,
+        value: Option<String>,
+    ) -> Result<()> {
+        let domain = names::domain(domain)?;
+        let kind = kind.to_string();
+        self.writer
+            .submit(move |conn, _| delivery_memos::set(conn, &kind, &domain, value.as_deref()))
+            .await
     }
 
-    async fn delivery_memos(&self, _kind: &str) -> crate::Result<Vec<(String, String)>> {
-        Ok(Vec::new())
+    async fn delivery_memos(&self, kind: &str) -> Result<Vec<(String, String)>> {
+        let kind = kind.to_string();
+        self.readers
+            .run(move |conn| delivery_memos::memos(conn, &kind))
+            .await
     }
 
-    async fn record_tls_results(
-        &self,
-        _results: Vec<crate::TlsSessionResult>,
-    ) -> crate::Result<()> {
-        Ok(())
+    async fn record_tls_results(&self, results: Vec<TlsSessionResult>) -> Result<()> {
+        self.writer
+            .submit(move |conn, _| tls_results::record(conn, &results))
+            .await
     }
 
-    async fn tls_results(
-        &self,
-        _from: i64,
-        _until: i64,
-    ) -> crate::Result<Vec<crate::TlsSessionResult>> {
-        Ok(Vec::new())
+    async fn tls_results(&self, from: i64, until: i64) -> Result<Vec<TlsSessionResult>> {
+        self.readers
+            .run(move |conn| tls_results::results(conn, from, until))
+            .await
     }
 
-    async fn prune_tls_results(&self, _before: i64) -> crate::Result<u64> {
-        Ok(0)
+    async fn prune_tls_results(&self, before: i64) -> Result<u64> {
+        self.writer
+            .submit(move |conn, _| tls_results::prune(conn, before))
+            .await
     }
 
-    async fn queue_tls_report(
-        &self,
-        _report: crate::OutgoingReport,
-    ) -> crate::Result<Option<QueueId>> {
-        Ok(None)
+    async fn queue_tls_report(&self, report: OutgoingReport) -> Result<Option<QueueId>> {
+        reports_sent::check(ReportKind::Tls, &report)?;
+        self.writer
+            .submit(move |conn, changes| {
+                reports_sent::queue_once(conn, ReportKind::Tls, &report, unix_now(), changes)
+            })
+            .await
     }
 
     async fn record_dmarc_evaluation(&self, record: DmarcEvaluationRecord) -> Result<()> {
@@ -421,9 +449,11 @@ impl Store for EmbeddedStore {
     }
 
     async fn queue_dmarc_report(&self, report: OutgoingReport) -> Result<Option<QueueId>> {
-        dmarc::check_outgoing(&report)?;
+        reports_sent::check(ReportKind::Dmarc, &report)?;
         self.writer
-            .submit(move |conn, changes| dmarc::queue_report(conn, &report, unix_now(), changes))
+            .submit(move |conn, changes| {
+                reports_sent::queue_once(conn, ReportKind::Dmarc, &report, unix_now(), changes)
+            })
             .await
     }
 

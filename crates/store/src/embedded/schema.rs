@@ -163,6 +163,55 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (report, position)
     ) WITHOUT ROWID;
     ",
+    // 4: outbound delivery. Queue entries carry REQUIRETLS (RFC 8689), the last attempt's
+    // TLS policy and a worker's lease; small per-domain facts of the delivery side
+    // (downgrade memory, cached MTA-STS policies); the TLS outcome of each session for
+    // TLS-RPT (RFC 8460); and the reports queued, DMARC's and TLS-RPT's, each kind
+    // de-duplicated on its own.
+    "
+    ALTER TABLE queue ADD COLUMN require_tls INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queue ADD COLUMN policy TEXT;
+    -- Until when a worker holds the entry (seconds since the epoch); 0 when none does.
+    ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX queue_by_next_attempt ON queue (next_attempt);
+
+    CREATE TABLE delivery_memos (
+        kind   TEXT NOT NULL,
+        -- Lower-case.
+        domain TEXT NOT NULL,
+        value  TEXT NOT NULL,
+        PRIMARY KEY (kind, domain)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE tls_results (
+        id             INTEGER PRIMARY KEY,
+        at             INTEGER NOT NULL,
+        policy_domain  TEXT NOT NULL,
+        policy_type    TEXT NOT NULL,
+        -- One policy string per line.
+        policy_strings TEXT NOT NULL,
+        mx_host        TEXT NOT NULL,
+        receiving_ip   TEXT,
+        result_type    TEXT,
+        failure_detail TEXT
+    );
+    CREATE INDEX tls_results_by_time ON tls_results (at);
+
+    CREATE TABLE reports_sent (
+        kind          TEXT NOT NULL CHECK (kind IN ('dmarc', 'tls')),
+        -- Lower-case.
+        policy_domain TEXT NOT NULL,
+        begin         INTEGER NOT NULL,
+        end           INTEGER NOT NULL,
+        report_id     TEXT NOT NULL,
+        queue_id      INTEGER,
+        PRIMARY KEY (kind, policy_domain, begin)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO reports_sent (kind, policy_domain, begin, end, report_id, queue_id)
+        SELECT 'dmarc', lower(policy_domain), begin, end, report_id, queue_id
+        FROM dmarc_reports_sent;
+    DROP TABLE dmarc_reports_sent;
+    ",
 ];
 
 /// Applies the steps this store has not seen yet and returns how many that was.
@@ -188,6 +237,16 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<usize> {
     }
     tx.commit().map_err(sql_error("commit migration"))?;
     Ok(MIGRATIONS.len() - version)
+}
+
+/// A store as an older sealpost left it: only the first `version` steps applied.
+#[cfg(test)]
+pub(super) fn create_at_version(conn: &Connection, version: usize) {
+    for step in &MIGRATIONS[..version] {
+        conn.execute_batch(step).expect("apply old migration step");
+    }
+    conn.pragma_update(None, "user_version", version)
+        .expect("record old schema version");
 }
 
 #[cfg(test)]

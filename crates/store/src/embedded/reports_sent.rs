@@ -1,0 +1,89 @@
+//! The aggregate reports sealpost builds and sends by the queue: DMARC (RFC 9990) and
+//! TLS-RPT (RFC 8460). Each is queued at most once per kind, policy domain and period
+//! start, however often `send-reports` runs: the check, the record and the queue entry
+//! are one transaction.
+
+use rusqlite::{Connection, params};
+
+use super::{messages, sql_error};
+use crate::{Change, OutgoingReport, QueueId, Result, StoreError};
+
+/// Which report family; each de-duplicates on its own, so a DMARC and a TLS-RPT report
+/// for the same domain and day are both sent.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum ReportKind {
+    Dmarc,
+    Tls,
+}
+
+impl ReportKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReportKind::Dmarc => "dmarc",
+            ReportKind::Tls => "tls",
+        }
+    }
+
+    fn delivery_name(self) -> &'static str {
+        match self {
+            ReportKind::Dmarc => "DMARC report delivery",
+            ReportKind::Tls => "TLS report delivery",
+        }
+    }
+}
+
+/// A report goes out by the queue only: it must have outbound recipients.
+pub(super) fn check(kind: ReportKind, report: &OutgoingReport) -> Result<()> {
+    if report.delivery.outbound.is_none() {
+        return Err(StoreError::Invalid {
+            what: kind.delivery_name(),
+            value: "no outbound recipients".into(),
+        });
+    }
+    messages::check(&report.delivery)
+}
+
+/// Queues the report unless one of the same kind for the same domain and period start
+/// was queued before; `None` for such a duplicate.
+pub(super) fn queue_once(
+    conn: &Connection,
+    kind: ReportKind,
+    report: &OutgoingReport,
+    now: i64,
+    changes: &mut Vec<Change>,
+) -> Result<Option<QueueId>> {
+    let domain = report.policy_domain.to_ascii_lowercase();
+    let inserted = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO reports_sent (kind, policy_domain, begin, end, report_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut insert| {
+            insert.execute(params![
+                kind.as_str(),
+                domain,
+                report.begin,
+                report.end,
+                report.report_id
+            ])
+        })
+        .map_err(sql_error("record queued report"))?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    let delivered = messages::deliver(conn, &report.delivery, now, changes)?;
+    conn.prepare_cached(
+        "UPDATE reports_sent SET queue_id = ?4 \
+         WHERE kind = ?1 AND policy_domain = ?2 AND begin = ?3",
+    )
+    .and_then(|mut update| {
+        update.execute(params![
+            kind.as_str(),
+            domain,
+            report.begin,
+            delivered.queue_id
+        ])
+    })
+    .map_err(sql_error("record queued report"))?;
+    Ok(delivered.queue_id)
+}
