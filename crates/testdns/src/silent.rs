@@ -5,17 +5,18 @@ use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Header, HeaderCounts, MessageType};
 use hickory_server::proto::rr::{LowerName, Name};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::Catalog;
+
+use crate::tree::ZoneTree;
 
 pub(crate) struct SilentNames {
-    catalog: Catalog,
+    zones: ZoneTree,
     silent: Vec<LowerName>,
 }
 
 impl SilentNames {
-    pub(crate) fn new(catalog: Catalog, silent: Vec<Name>) -> Self {
+    pub(crate) fn new(zones: ZoneTree, silent: Vec<Name>) -> Self {
         Self {
-            catalog,
+            zones,
             silent: silent.into_iter().map(LowerName::from).collect(),
         }
     }
@@ -45,7 +46,7 @@ impl RequestHandler for SilentNames {
                 counts: HeaderCounts::default(),
             });
         }
-        self.catalog
+        self.zones
             .handle_request::<R, T>(request, response_handle)
             .await
     }

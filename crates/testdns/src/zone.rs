@@ -1,14 +1,20 @@
 //! Zones in RFC 1035 master-file format. Test zones may leave out the SOA and NS records
 //! and the `$TTL`: they are filled in, so a test states only the records it is about.
+//! A zone can be marked signed; the keys and signatures are made when the server starts
+//! (see `dnssec.rs`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use hickory_server::dnssec::NxProofKind;
+use hickory_server::proto::dnssec::rdata::{DNSSECRData, DS};
 use hickory_server::proto::rr::rdata::{NS, SOA};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordSet, RecordType, RrKey};
 use hickory_server::proto::serialize::txt::Parser;
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, ZoneType};
+
+use crate::dnssec::ZoneKey;
 
 /// TTL of records that name none, and of the synthesised SOA's negative answers.
 const DEFAULT_TTL: u32 = 300;
@@ -21,12 +27,17 @@ pub enum ZoneError {
     Parse { origin: String, error: String },
     #[error("invalid domain name {name}: {error}")]
     Name { name: String, error: String },
+    #[error("cannot sign zone {origin}: {error}")]
+    Signing { origin: String, error: String },
+    #[error("{0} is to be bogus, but no signed records are at or below it")]
+    NothingToBreak(String),
 }
 
-/// One zone: its origin and its records.
+/// One zone: its origin, its records, and whether it is served signed.
 pub struct Zone {
     origin: Name,
     records: BTreeMap<RrKey, RecordSet>,
+    signed: bool,
 }
 
 impl Zone {
@@ -49,7 +60,11 @@ impl Zone {
                 origin: origin.to_string(),
                 error: error.to_string(),
             })?;
-        let mut zone = Self { origin, records };
+        let mut zone = Self {
+            origin,
+            records,
+            signed: false,
+        };
         zone.fill_in_apex();
         Ok(zone)
     }
@@ -69,19 +84,71 @@ impl Zone {
         Self::parse(origin, &text)
     }
 
+    /// Serves the zone with DNSSEC (RFC 4035): signed with an ECDSA P-256 key made when the
+    /// server starts, NSEC records for denials, and a DS record in the zone above it.
+    pub fn signed(mut self) -> Self {
+        self.signed = true;
+        self
+    }
+
+    pub fn is_signed(&self) -> bool {
+        self.signed
+    }
+
     pub fn origin(&self) -> &Name {
         &self.origin
     }
 
-    pub(crate) fn into_handler(self) -> InMemoryZoneHandler {
+    /// Makes this zone delegate `child` to itself: the child's apex NS records, and its DS
+    /// record when it is signed, so a validator can walk from this zone down to the child
+    /// (or prove, by the NSEC that shows NS without DS, that the child is unsigned).
+    pub(crate) fn delegate(&mut self, child: &Zone, ds: Option<DS>) {
+        let child_apex = LowerName::from(child.origin.clone());
+        let ns_key = RrKey::new(child_apex.clone(), RecordType::NS);
+        if let Some(ns) = child.records.get(&ns_key) {
+            self.records.entry(ns_key).or_insert_with(|| ns.clone());
+        }
+        if let Some(ds) = ds {
+            let record = Record::from_rdata(
+                child.origin.clone(),
+                DEFAULT_TTL,
+                RData::DNSSEC(DNSSECRData::DS(ds)),
+            );
+            self.records.insert(
+                RrKey::new(child_apex, RecordType::DS),
+                RecordSet::from(record),
+            );
+        }
+    }
+
+    /// The zone handler that answers for this zone, signed with `key` when there is one.
+    pub(crate) fn into_handler(
+        self,
+        key: Option<ZoneKey>,
+    ) -> Result<InMemoryZoneHandler, ZoneError> {
+        let origin = self.origin.clone();
+        let signing_error = |error: String| ZoneError::Signing {
+            origin: origin.to_string(),
+            error,
+        };
         // The apex SOA is always present (see `fill_in_apex`), the only way this can fail.
-        InMemoryZoneHandler::new(
+        let mut handler = InMemoryZoneHandler::new(
             self.origin.clone(),
             self.records,
             ZoneType::Primary,
             AxfrPolicy::Deny,
+            key.as_ref().map(|_| NxProofKind::Nsec),
         )
-        .unwrap_or_else(|error| unreachable!("zone {} without SOA: {error}", self.origin))
+        .unwrap_or_else(|error| unreachable!("zone {} without SOA: {error}", self.origin));
+        if let Some(key) = key {
+            handler
+                .add_zone_signing_key_mut(key.into_signer())
+                .map_err(|error| signing_error(error.to_string()))?;
+            handler
+                .secure_zone_mut()
+                .map_err(|error| signing_error(error.to_string()))?;
+        }
+        Ok(handler)
     }
 
     /// Adds an SOA and an NS record at the apex when the text has none.
