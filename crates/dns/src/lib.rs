@@ -5,6 +5,9 @@
 //! Answers are sorted into what mail authentication has to tell apart: records, a name
 //! that does not exist (NXDOMAIN), a name without records of the type (NODATA), and a
 //! failure to get any answer (timeout, SERVFAIL, network), which is temporary.
+//!
+//! MX, address and TLSA lookups for DANE also come validated, with their DNSSEC status
+//! (`validated.rs`).
 
 mod resolver;
 mod validated;

@@ -1,13 +1,17 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::dnssec::TrustAnchors;
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::proto::serialize::txt::{ParseError, trust_anchor};
+use hickory_resolver::{ResolverBuilder, TokioResolver};
 
 /// The shortest time a negative answer is remembered.
 const NEGATIVE_TTL_FLOOR: Duration = Duration::from_secs(30);
@@ -22,8 +26,9 @@ pub struct ResolverSettings {
     pub timeout: Duration,
     /// Attempts per query before it is a temporary failure.
     pub attempts: usize,
-    /// DNSSEC trust anchors (a file of DNSKEY or DS records in zone-file syntax) used
-    /// instead of the built-in root key; tests point it at their signed zones' key.
+    /// DNSSEC trust anchors used instead of the built-in root keys: a file of DNSKEY
+    /// records in zone-file syntax (`. 300 IN DNSKEY 257 3 13 <base64>`; hickory reads no
+    /// DS records there). Tests point it at sealpost-testdns's root key.
     pub trust_anchor: Option<std::path::PathBuf>,
 }
 
@@ -76,42 +81,43 @@ pub struct Mx {
 }
 
 /// Cheap to clone: clones share one cache and one set of connections.
+///
+/// Two hickory resolvers over the same nameservers: a plain one for everything mail
+/// authentication asks (DKIM, SPF and DMARC do not depend on DNSSEC, and validation would
+/// cost extra queries on every message), and a validating one for the lookups DANE relies
+/// on (`validated.rs`).
 #[derive(Clone)]
 pub struct Resolver {
     inner: TokioResolver,
+    validating: TokioResolver,
 }
 
 impl Resolver {
+    /// Fails on an unreadable nameserver configuration or trust anchor file, so a wrong
+    /// `[dns] trust_anchor` stops the server at start rather than failing every delivery.
     pub fn new(settings: &ResolverSettings) -> Result<Self, NetError> {
-        let mut builder = if settings.nameservers.is_empty() {
-            TokioResolver::builder_tokio()?
-        } else {
-            let servers = settings.nameservers.iter().map(|addr| {
-                let mut udp = ConnectionConfig::udp();
-                udp.port = addr.port();
-                let mut tcp = ConnectionConfig::tcp();
-                tcp.port = addr.port();
-                NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
-            });
-            let config = ResolverConfig::from_name_servers(servers.collect());
-            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+        let inner = builder(settings)?.build()?;
+        let anchors = match &settings.trust_anchor {
+            Some(path) => trust_anchors(path)?,
+            None => TrustAnchors::default(),
         };
-        let options = builder.options_mut();
-        options.timeout = settings.timeout;
-        options.attempts = settings.attempts;
-        // An NXDOMAIN or NODATA answer without an SOA would otherwise not be cached at all,
-        // and mail authentication asks mostly for names that do not exist (`_dmarc.`
-        // walks, void SPF terms): each message would ask again. Half a minute is far below
-        // any zone's negative TTL and keeps a burst of mail from flooding the resolver.
-        options.negative_min_ttl = Some(NEGATIVE_TTL_FLOOR);
+        let mut validating = builder(settings)?.with_trust_anchor(Arc::new(anchors));
+        validating.options_mut().validate = true;
         Ok(Self {
-            inner: builder.build()?,
+            inner,
+            validating: validating.build()?,
         })
     }
 
     /// The hickory resolver underneath, for libraries that take one (mail-auth).
     pub fn hickory(&self) -> &TokioResolver {
         &self.inner
+    }
+
+    /// The validating resolver: every answer it gives carries a DNSSEC proof, and it turns
+    /// bogus answers into errors.
+    pub(crate) fn validating(&self) -> &TokioResolver {
+        &self.validating
     }
 
     /// TXT records, each one's character-strings joined (RFC 7208 §3.3, RFC 6376 §3.6.2.2).
@@ -212,21 +218,68 @@ impl Resolver {
     }
 
     async fn lookup(&self, name: &str, record_type: RecordType) -> Result<Lookup, LookupError> {
-        let fqdn = if name.ends_with('.') {
-            name.to_string()
-        } else {
-            format!("{name}.")
-        };
-        let query =
-            Name::from_utf8(&fqdn).map_err(|_| LookupError::InvalidName(name.to_string()))?;
         self.inner
-            .lookup(query, record_type)
+            .lookup(query_name(name)?, record_type)
             .await
             .map_err(|error| classify(name, error))
     }
 }
 
-fn classify(name: &str, error: NetError) -> LookupError {
+/// A resolver builder with our nameservers and timeouts; validation is added by the caller.
+fn builder(settings: &ResolverSettings) -> Result<ResolverBuilder<TokioRuntimeProvider>, NetError> {
+    let mut builder = if settings.nameservers.is_empty() {
+        TokioResolver::builder_tokio()?
+    } else {
+        let servers = settings.nameservers.iter().map(|addr| {
+            let mut udp = ConnectionConfig::udp();
+            udp.port = addr.port();
+            let mut tcp = ConnectionConfig::tcp();
+            tcp.port = addr.port();
+            NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+        });
+        let config = ResolverConfig::from_name_servers(servers.collect());
+        TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+    };
+    let options = builder.options_mut();
+    options.timeout = settings.timeout;
+    options.attempts = settings.attempts;
+    // An NXDOMAIN or NODATA answer without an SOA would otherwise not be cached at all,
+    // and mail authentication asks mostly for names that do not exist (`_dmarc.`
+    // walks, void SPF terms): each message would ask again. Half a minute is far below
+    // any zone's negative TTL and keeps a burst of mail from flooding the resolver.
+    options.negative_min_ttl = Some(NEGATIVE_TTL_FLOOR);
+    Ok(builder)
+}
+
+/// DNSKEY records in zone-file syntax (hickory reads no DS records here). hickory's own
+/// `ResolverOpts::trust_anchor` path is only read by its recursor, not by this resolver,
+/// so the file is loaded here and handed over. A file without keys is refused: it would
+/// make every answer bogus.
+fn trust_anchors(path: &Path) -> Result<TrustAnchors, NetError> {
+    let failed =
+        |reason: String| NetError::from(format!("trust anchor {}: {reason}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|error| failed(error.to_string()))?;
+    let keys = trust_anchor::Parser::new(text.as_str())
+        .parse()
+        .map_err(|error| failed(error.to_string()))?;
+    if keys.is_empty() {
+        return Err(failed("no DNSKEY records".to_string()));
+    }
+    text.parse()
+        .map_err(|error: ParseError| failed(error.to_string()))
+}
+
+/// The fully qualified query name, or why `name` is not one.
+pub(crate) fn query_name(name: &str) -> Result<Name, LookupError> {
+    let fqdn = if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    };
+    Name::from_utf8(&fqdn).map_err(|_| LookupError::InvalidName(name.to_string()))
+}
+
+pub(crate) fn classify(name: &str, error: NetError) -> LookupError {
     match &error {
         NetError::Dns(DnsError::NoRecordsFound(no_records)) => match no_records.response_code {
             ResponseCode::NXDomain => LookupError::NxDomain(name.to_string()),
@@ -244,7 +297,7 @@ fn classify(name: &str, error: NetError) -> LookupError {
 }
 
 /// An answer that held only other types (say, a CNAME whose target has none) is NODATA.
-fn non_empty<T>(name: &str, records: Vec<T>) -> Result<Vec<T>, LookupError> {
+pub(crate) fn non_empty<T>(name: &str, records: Vec<T>) -> Result<Vec<T>, LookupError> {
     if records.is_empty() {
         Err(LookupError::NoData(name.to_string()))
     } else {
@@ -252,11 +305,11 @@ fn non_empty<T>(name: &str, records: Vec<T>) -> Result<Vec<T>, LookupError> {
     }
 }
 
-fn into_ip<T: Into<IpAddr>>(addresses: Vec<T>) -> Vec<IpAddr> {
+pub(crate) fn into_ip<T: Into<IpAddr>>(addresses: Vec<T>) -> Vec<IpAddr> {
     addresses.into_iter().map(Into::into).collect()
 }
 
-fn host_name(name: &Name) -> String {
+pub(crate) fn host_name(name: &Name) -> String {
     let text = name.to_lowercase().to_ascii();
     text.strip_suffix('.').unwrap_or(&text).to_string()
 }
