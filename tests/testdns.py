@@ -6,6 +6,16 @@
 Zone texts are RFC 1035 master format relative to their origin; SOA, NS and $TTL are filled
 in. Names outside every zone are NXDOMAIN; names under `silent` are never answered, so a
 resolver asking for them times out.
+
+DNSSEC: zones named in `signed` are signed (ECDSA P-256, key made at start), the root is
+signed too, and `dns.trust_anchor` is the path of a file holding the root's DNSKEY in zone-file
+syntax, for `[dns] trust_anchor`. Unsigned zones are then provably insecure; the records at or
+below each name in `bogus` get signatures that do not verify. `dnssec=True` signs the root (and
+writes the anchor) even when no zone is signed.
+
+    with TestDns({"dnssec.test": ZONE, "example.test": OTHER}, signed=["dnssec.test"],
+                 bogus=["_25._tcp.mx.dnssec.test"]) as dns:
+        config = {"dns": {"nameservers": [dns.address], "trust_anchor": dns.trust_anchor}}
 """
 
 import os
@@ -32,13 +42,22 @@ def txt_strings(text: str) -> str:
 class TestDns:
     __test__ = False  # not a pytest test class
 
-    def __init__(self, zones: dict, silent=()):
+    def __init__(self, zones: dict, silent=(), signed=(), bogus=(), dnssec=False):
         self._dir = tempfile.TemporaryDirectory(prefix="testdns-")
         for origin, text in zones.items():
             Path(self._dir.name, f"{origin}.zone").write_text(text)
         args = [testdns_bin(), "--listen", "127.0.0.1:0", "--dir", self._dir.name]
         for name in silent:
             args += ["--silent", name]
+        for origin in signed:
+            args += ["--sign", origin]
+        for name in bogus:
+            args += ["--bogus", name]
+        self.trust_anchor = None
+        if dnssec or signed or bogus:
+            # Not `.zone`: the server must not take its own output for a zone file.
+            self.trust_anchor = str(Path(self._dir.name, "trust-anchor.key"))
+            args += ["--trust-anchor-out", self.trust_anchor]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         line = self.proc.stdout.readline().decode().strip()
         if not line:
