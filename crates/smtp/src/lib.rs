@@ -4,11 +4,14 @@
 //! `commands.rs`, `auth.rs`, `envelope.rs`, `data.rs`, `bdat.rs`, `body.rs`,
 //! `received.rs`, `submission_headers.rs`, `reply.rs`); `driver.rs` is the async loop that
 //! connects it to a [`MailStream`], the store and the login checker.
+//!
+//! [`client`] is the other direction: the SMTP client outbound delivery talks through.
 
 mod auth;
 mod authentication;
 mod bdat;
 mod body;
+pub mod client;
 mod commands;
 mod data;
 mod dmarc_recorder;
