@@ -2,8 +2,8 @@
 //! session only ever sees the commands and parameters that sealpost offers.
 
 use smtp_proto::{
-    AUTH_EXTERNAL, AUTH_LOGIN, AUTH_PLAIN, MAIL_BODY_7BIT, MAIL_BODY_8BITMIME, MAIL_SMTPUTF8,
-    Request,
+    AUTH_EXTERNAL, AUTH_LOGIN, AUTH_PLAIN, MAIL_BODY_7BIT, MAIL_BODY_8BITMIME, MAIL_REQUIRETLS,
+    MAIL_SMTPUTF8, Request,
 };
 
 use crate::reply::Reply;
@@ -48,6 +48,8 @@ pub(crate) struct MailFrom {
     /// The RFC 1870 SIZE declaration, 0 when absent.
     pub size: usize,
     pub smtputf8: bool,
+    /// RFC 8689: every onward hop must be over verified TLS.
+    pub require_tls: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,8 +86,10 @@ impl CommandError {
 }
 
 /// MAIL parameters we advertise: BODY (8BITMIME, RFC 6152), SIZE (RFC 1870), SMTPUTF8
-/// (RFC 6531) and AUTH= (RFC 4954 §5, accepted and ignored).
-const MAIL_FLAGS_OFFERED: u64 = MAIL_BODY_7BIT | MAIL_BODY_8BITMIME | MAIL_SMTPUTF8;
+/// (RFC 6531), REQUIRETLS (RFC 8689; the session accepts it only under TLS) and AUTH=
+/// (RFC 4954 §5, accepted and ignored).
+const MAIL_FLAGS_OFFERED: u64 =
+    MAIL_BODY_7BIT | MAIL_BODY_8BITMIME | MAIL_SMTPUTF8 | MAIL_REQUIRETLS;
 
 /// Parses one command line (line ending included).
 pub(crate) fn parse(line: &[u8]) -> Result<Command, CommandError> {
@@ -111,6 +115,7 @@ pub(crate) fn parse(line: &[u8]) -> Result<Command, CommandError> {
                 address: from.address.into_owned(),
                 size: from.size,
                 smtputf8: from.flags & MAIL_SMTPUTF8 != 0,
+                require_tls: from.flags & MAIL_REQUIRETLS != 0,
             })
         }
         Request::Rcpt { to } => {
@@ -217,6 +222,7 @@ mod tests {
                 address: "a@example.test".into(),
                 size: 1000,
                 smtputf8: true,
+                require_tls: false,
             }))
         );
     }
@@ -229,8 +235,25 @@ mod tests {
                 address: String::new(),
                 size: 0,
                 smtputf8: false,
+                require_tls: false,
             }))
         );
+    }
+
+    #[test]
+    fn mail_from_with_requiretls() {
+        assert_eq!(
+            parse_str("MAIL FROM:<a@example.test> REQUIRETLS\r\n"),
+            Ok(Command::Mail(MailFrom {
+                address: "a@example.test".into(),
+                size: 0,
+                smtputf8: false,
+                require_tls: true,
+            }))
+        );
+        // A value makes it another parameter, which we do not know.
+        let err = parse_str("MAIL FROM:<a@example.test> REQUIRETLS=YES\r\n").unwrap_err();
+        assert_eq!(err.reply().code(), 555);
     }
 
     #[test]
@@ -238,7 +261,6 @@ mod tests {
         for line in [
             "MAIL FROM:<a@example.test> RET=FULL\r\n",
             "MAIL FROM:<a@example.test> BODY=BINARYMIME\r\n",
-            "MAIL FROM:<a@example.test> REQUIRETLS\r\n",
             "RCPT TO:<a@example.test> NOTIFY=NEVER\r\n",
             "MAIL FROM:<a@example.test> X-UNKNOWN=1\r\n",
         ] {

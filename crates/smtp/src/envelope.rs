@@ -19,6 +19,8 @@ pub(crate) struct Transaction {
     /// Empty for the null sender `<>`.
     sender: String,
     smtputf8: bool,
+    /// MAIL FROM had REQUIRETLS (RFC 8689): the queued copy must travel over verified TLS.
+    require_tls: bool,
     /// Every accepted recipient once, in order, as the client wrote it.
     recipients: Vec<String>,
     local: Vec<AccountId>,
@@ -30,12 +32,13 @@ pub(crate) struct Transaction {
 }
 
 impl Transaction {
-    pub(crate) fn new(sender: String, smtputf8: bool) -> Self {
+    pub(crate) fn new(sender: String, smtputf8: bool, require_tls: bool) -> Self {
         let id: u64 = rand::rng().random();
         Self {
             id: format!("{id:016X}"),
             sender,
             smtputf8,
+            require_tls,
             recipients: Vec::new(),
             local: Vec::new(),
             remote: Vec::new(),
@@ -138,7 +141,7 @@ impl Transaction {
                 Some(Outbound {
                     sender: self.sender,
                     recipients: self.remote,
-                    require_tls: false,
+                    require_tls: self.require_tls,
                 })
             },
         }
@@ -216,7 +219,7 @@ mod tests {
 
     #[test]
     fn repeated_recipients_count_once_and_get_one_copy() {
-        let mut txn = Transaction::new("a@x.test".into(), false);
+        let mut txn = Transaction::new("a@x.test".into(), false, false);
         txn.add_local("bob@example.test".into(), 7);
         txn.add_local("BOB@example.test".into(), 7);
         txn.add_remote("carol@remote.test".into());
@@ -241,8 +244,16 @@ mod tests {
     }
 
     #[test]
+    fn requiretls_is_carried_into_the_queued_copy() {
+        let mut txn = Transaction::new("a@x.test".into(), false, true);
+        txn.add_remote("carol@remote.test".into());
+        let outbound = txn.into_delivery(b"m".to_vec(), 0, INBOX).outbound;
+        assert!(outbound.expect("queued").require_tls);
+    }
+
+    #[test]
     fn local_only_transaction_has_no_outbound_part() {
-        let mut txn = Transaction::new(String::new(), false);
+        let mut txn = Transaction::new(String::new(), false, false);
         txn.add_local("bob@example.test".into(), 1);
         assert_eq!(txn.single_recipient(), Some("bob@example.test"));
         assert_eq!(txn.into_delivery(Vec::new(), 0, INBOX).outbound, None);

@@ -411,6 +411,10 @@ impl Session {
             "ENHANCEDSTATUSCODES".into(),
             "CHUNKING".into(),
         ];
+        // RFC 8689: REQUIRETLS means something only on a TLS session.
+        if self.tls.is_some() {
+            lines.push("REQUIRETLS".into());
+        }
         if self.starttls_offered() {
             lines.push("STARTTLS".into());
         }
@@ -498,6 +502,11 @@ impl Session {
         if !from.smtputf8 && !from.address.is_ascii() {
             return Action::Reply(Reply::utf8_address_without_smtputf8());
         }
+        // RFC 8689 §2: REQUIRETLS is used only over TLS (it is not offered before). 530
+        // with 5.7.10 "encryption needed", as for STARTTLS required (RFC 3207 §4).
+        if from.require_tls && self.tls.is_none() {
+            return Action::Reply(Reply::new(530, "5.7.10 REQUIRETLS needs a TLS session"));
+        }
         // A submission client may only send as itself (RFC 6409 §4.2), never as `<>`.
         if let Some(user) = &self.user
             && self.config.kind != ListenerKind::Mx
@@ -506,7 +515,11 @@ impl Session {
             info!(peer = %self.peer, user = %user.address, sender = %from.address, "sender not owned");
             return Action::Reply(Reply::sender_not_owned());
         }
-        self.transaction = Some(Transaction::new(from.address, from.smtputf8));
+        self.transaction = Some(Transaction::new(
+            from.address,
+            from.smtputf8,
+            from.require_tls,
+        ));
         Action::Reply(Reply::sender_ok())
     }
 

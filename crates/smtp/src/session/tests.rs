@@ -853,3 +853,64 @@ fn refused_message_ends_the_transaction() {
     );
     expect(&mut s, "DATA", "503 5.5.1");
 }
+
+#[test]
+fn requiretls_is_offered_only_under_tls_on_every_port() {
+    for kind in [ListenerKind::Mx, ListenerKind::Submission] {
+        let plain = ehlo_lines(kind, None);
+        assert!(
+            !plain.contains(&"REQUIRETLS".to_string()),
+            "{kind:?} {plain:?}"
+        );
+    }
+    for kind in [
+        ListenerKind::Mx,
+        ListenerKind::Submission,
+        ListenerKind::Submissions,
+    ] {
+        let tls = ehlo_lines(kind, Some(tls_info()));
+        assert!(tls.contains(&"REQUIRETLS".to_string()), "{kind:?} {tls:?}");
+    }
+}
+
+#[test]
+fn requiretls_in_plaintext_is_530_5_7_10() {
+    let mut s = session(ListenerKind::Mx, None);
+    expect(&mut s, "EHLO client.example.org", "250-");
+    assert_eq!(
+        say(&mut s, "MAIL FROM:<a@remote.test> REQUIRETLS"),
+        "530 5.7.10 REQUIRETLS needs a TLS session\r\n"
+    );
+    // No transaction was started: a plain MAIL is fine.
+    expect(&mut s, "MAIL FROM:<a@remote.test>", "250 2.1.0");
+}
+
+#[test]
+fn requiretls_under_tls_marks_the_queued_copy() {
+    for (parameter, required) in [(" REQUIRETLS", true), ("", false)] {
+        let mut s = logged_in();
+        expect(
+            &mut s,
+            &format!("MAIL FROM:<alice@example.test>{parameter}"),
+            "250 2.1.0",
+        );
+        assert_eq!(
+            rcpt(&mut s, "carol@remote.test", RecipientLookup::Remote),
+            "250 2.1.5 OK\r\n"
+        );
+        let outgoing = data(&mut s, b"Subject: x\r\n\r\nhi\r\n.\r\n");
+        let outbound = outgoing.delivery.outbound.expect("queued");
+        assert_eq!(outbound.require_tls, required, "{parameter:?}");
+    }
+}
+
+#[test]
+fn requiretls_is_forgotten_with_the_transaction() {
+    let mut s = logged_in();
+    expect(&mut s, "MAIL FROM:<alice@example.test> REQUIRETLS", "250");
+    expect(&mut s, "RSET", "250");
+    expect(&mut s, "MAIL FROM:<alice@example.test>", "250");
+    rcpt(&mut s, "carol@remote.test", RecipientLookup::Remote);
+    let outgoing = data(&mut s, b"hi\r\n.\r\n");
+    assert!(!outgoing.delivery.outbound.expect("queued").require_tls);
+}
