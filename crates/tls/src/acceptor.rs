@@ -46,7 +46,7 @@ impl TlsAcceptor {
         let peer = stream.peer;
         let tcp = match stream.transport {
             Transport::Plain(tcp) => tcp,
-            Transport::Tls(_) => return Err(TlsError::AlreadyTls),
+            Transport::Tls(_) | Transport::TlsClient(_) => return Err(TlsError::AlreadyTls),
         };
         let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.inner.accept(tcp)).await {
             Ok(Ok(tls)) => tls,

@@ -1,7 +1,9 @@
 //! TLS for every sealpost listener: rustls with aws-lc-rs, TLS 1.3 and 1.2 only, ECDHE
-//! and AEAD only; the certificate store; the one STARTTLS upgrade; the handshake report.
+//! and AEAD only; the certificate store; the one STARTTLS upgrade (server and client side);
+//! the handshake report.
 
 mod acceptor;
+mod client;
 mod client_cert;
 mod error;
 mod provider;
@@ -14,6 +16,7 @@ mod stream;
 mod watch;
 
 pub use acceptor::TlsAcceptor;
+pub use client::starttls_client;
 pub use error::TlsError;
 pub use provider::crypto_provider;
 pub use report::{ClientCert, TlsInfo};

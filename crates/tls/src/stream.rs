@@ -1,10 +1,12 @@
 //! The connection every protocol session talks over: plaintext first or TLS from the
-//! first byte, upgradable once (see `starttls.rs`), with a small read buffer of our own
-//! so the upgrade can see, and refuse, bytes that arrived ahead of the handshake.
+//! first byte, upgradable once (see `starttls.rs`, and `client.rs` for our own outgoing
+//! connections), with a small read buffer of our own so the upgrade can see, and refuse,
+//! bytes that arrived ahead of the handshake.
 
 use std::io;
 use std::net::SocketAddr;
 
+use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
@@ -17,7 +19,10 @@ const READ_CHUNK: usize = 4096;
 
 pub(crate) enum Transport {
     Plain(TcpStream),
+    /// We are the server (a listener's session).
     Tls(Box<TlsStream<TcpStream>>),
+    /// We are the client (outgoing delivery).
+    TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 pub struct MailStream {
@@ -68,6 +73,16 @@ impl MailStream {
         self.tls.is_some()
     }
 
+    /// The certificate chain the other side presented in the handshake, leaf first:
+    /// the server's on an outgoing connection, a client certificate on a listener's.
+    pub fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
+        match &self.transport {
+            Transport::Plain(_) => None,
+            Transport::Tls(tls) => tls.get_ref().1.peer_certificates(),
+            Transport::TlsClient(tls) => tls.get_ref().1.peer_certificates(),
+        }
+    }
+
     /// Bytes received but not yet consumed.
     pub fn buffered(&self) -> &[u8] {
         &self.buf[self.start..]
@@ -100,6 +115,7 @@ impl MailStream {
         match &mut self.transport {
             Transport::Plain(tcp) => tcp.read_buf(&mut self.buf).await,
             Transport::Tls(tls) => tls.read_buf(&mut self.buf).await,
+            Transport::TlsClient(tls) => tls.read_buf(&mut self.buf).await,
         }
     }
 
@@ -152,6 +168,10 @@ impl MailStream {
                 tls.write_all(bytes).await?;
                 tls.flush().await
             }
+            Transport::TlsClient(tls) => {
+                tls.write_all(bytes).await?;
+                tls.flush().await
+            }
         }
     }
 
@@ -160,6 +180,7 @@ impl MailStream {
         match &mut self.transport {
             Transport::Plain(tcp) => tcp.shutdown().await,
             Transport::Tls(tls) => tls.shutdown().await,
+            Transport::TlsClient(tls) => tls.shutdown().await,
         }
     }
 }
