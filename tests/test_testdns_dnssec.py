@@ -176,5 +176,10 @@ def test_bind_delv_validates_with_the_trust_anchor(tree, tmp_path):
     assert "; fully validated" in delv(tree, "mx.dnssec.test", "A", str(anchor))
     assert "; fully validated" in delv(tree, "_25._tcp.mx.dnssec.test", "TLSA", str(anchor))
     assert "; unsigned answer" in delv(tree, "mx.example.test", "A", str(anchor))
+    # Denials, including one two labels below the closest existing name (the wildcard proof).
+    assert "; negative response, fully validated" in delv(tree, "mx.dnssec.test", "TLSA",
+                                                           str(anchor))
+    assert "; negative response, fully validated" in delv(tree, "_25._tcp.nohost.dnssec.test",
+                                                           "TLSA", str(anchor))
     bogus = delv(tree, "_25._tcp.tampered.dnssec.test", "TLSA", str(anchor))
     assert "resolution failed" in bogus and "fully validated" not in bogus, bogus

@@ -12,6 +12,7 @@
 //! zones validate as secure, unsigned ones as insecure, and names given to
 //! [`TestDnsBuilder::bogus`] as bogus. See `dnssec.rs` for the chain.
 
+mod denial;
 mod dnssec;
 mod silent;
 mod tree;

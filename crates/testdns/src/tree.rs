@@ -13,6 +13,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{Catalog, ZoneHandler};
 
+use crate::denial::ProvenDenials;
 use crate::dnssec::{ZoneKey, break_signatures};
 use crate::zone::{Zone, ZoneError};
 
@@ -96,7 +97,10 @@ impl ZoneTree {
 
         let handlers: Vec<(LowerName, Arc<dyn ZoneHandler>)> = handlers
             .into_iter()
-            .map(|(origin, handler)| (origin, Arc::new(handler) as Arc<dyn ZoneHandler>))
+            .map(|(origin, handler)| {
+                let handler: Arc<dyn ZoneHandler> = Arc::new(ProvenDenials::new(handler));
+                (origin, handler)
+            })
             .collect();
         let mut catalog = Catalog::new();
         let mut parent_catalogs = HashMap::new();

@@ -309,3 +309,57 @@ fn a_trust_anchor_file_without_keys_is_refused() {
     };
     assert!(Resolver::new(&missing).is_err());
 }
+
+/// Why tests that validate must start sealpost-testdns with DNSSEC: a plain test server's
+/// root is unsigned, and under the real root keys that is a forged root, so every answer is
+/// bogus and DANE would defer all mail.
+#[tokio::test]
+async fn a_test_server_without_dnssec_is_bogus_under_the_root_keys() {
+    let dns = TestDns::builder()
+        .zone(Zone::parse("example.test", UNSIGNED).unwrap())
+        .start()
+        .await
+        .unwrap();
+    let resolver = resolver(&dns, None);
+    assert_eq!(
+        resolver.mx_validated("example.test").await.unwrap().dnssec,
+        Dnssec::Bogus
+    );
+    assert_eq!(resolver.mx("example.test").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn with_dnssec_and_no_signed_zone_every_zone_is_insecure() {
+    let dns = TestDns::builder()
+        .zone(Zone::parse("example.test", UNSIGNED).unwrap())
+        .dnssec()
+        .start()
+        .await
+        .unwrap();
+    let anchor = anchor_file(dns.trust_anchor().unwrap());
+    let resolver = resolver(&dns, Some(&anchor));
+    assert_eq!(
+        resolver.mx_validated("example.test").await.unwrap().dnssec,
+        Dnssec::Insecure
+    );
+    assert_eq!(
+        resolver
+            .ip_validated("mx.example.test")
+            .await
+            .unwrap()
+            .dnssec,
+        Dnssec::Insecure
+    );
+    // Outside every zone: a (secure) NXDOMAIN from the signed root.
+    assert_eq!(
+        resolver.mx_validated("nothing.test").await,
+        Err(LookupError::NxDomain("nothing.test".into()))
+    );
+    assert_eq!(
+        resolver.tlsa("_25._tcp.nothing.test").await.unwrap(),
+        Validated {
+            records: vec![],
+            dnssec: Dnssec::Secure
+        }
+    );
+}
