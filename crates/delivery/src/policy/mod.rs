@@ -4,13 +4,50 @@
 //! opportunistic), and it explains the decision in one line per delivery. After a session
 //! it learns from what TLS showed (downgrade memory) and keeps it for TLS-RPT.
 //!
-//! CONTRACT (used by the queue worker; the bodies are being written):
+//! CHANGES to the contract of 56d3413 (the queue worker codes against these):
+//! - `HostPlan` has two more fields: `policy` (the policy that decided *this* host; the
+//!   route's `policy` is the strongest of its hosts, hosts of one domain can differ, RFC
+//!   7672 §2.2.1) and `report` (what TLS-RPT files this host's sessions under).
+//! - `PolicyKind::as_str` names have no spaces (`mta-sts-enforce`, `mta-sts-testing`), so
+//!   the `policy=` field of the delivery log line stays one token.
+//! - `tls_required` means "no delivery without a completed TLS handshake". The handshake
+//!   completing is the acceptance: the verifier fails it whenever the certificate does not
+//!   satisfy the policy. The verdict is what the verifier found, for the log, downgrade
+//!   memory and TLS-RPT; with TLSA records that are all unusable (RFC 7672 §2.2: TLS is
+//!   mandatory, authentication impossible) the handshake succeeds and the verdict is
+//!   `Failed { tlsa-invalid }`. Do not defer a completed handshake for its verdict.
+//! - Session resumption is never offered: rustls resumes only with the verifier instance
+//!   that verified the first session, and every connection has its own verifier (it
+//!   holds that connection's verdict). `DomainOverride::no_session_tickets` is therefore
+//!   always satisfied.
+//!
+//! The engine: [`PolicyEngine::new`], [`PolicyEngine::route`], [`PolicyEngine::learn`],
+//! [`PolicyEngine::explain`], [`PolicyEngine::flush`].
+
+mod dane;
+mod engine;
+mod https_get;
+mod memory;
+mod mta_sts;
+mod mx;
+mod results;
+#[cfg(test)]
+mod test_dns;
+#[cfg(test)]
+mod test_https;
+#[cfg(test)]
+mod test_pki;
+mod verifier;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
+
+pub use engine::{PolicyEngine, RouteRequest};
+pub use memory::TLS_SEEN_MEMO;
+pub use mta_sts::{MTA_STS_MEMO, StsMode, StsPolicy, StsPolicyError};
 
 /// Which policy decided a route, as logs, `queue list` and TLS-RPT name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,11 +69,30 @@ pub enum PolicyKind {
 }
 
 impl PolicyKind {
+    /// The strongest first: when several apply to a host, the first of these decides.
+    const PRECEDENCE: [PolicyKind; 7] = [
+        PolicyKind::Dane,
+        PolicyKind::MtaStsEnforce,
+        PolicyKind::Override,
+        PolicyKind::SeenBefore,
+        PolicyKind::RequireTls,
+        PolicyKind::MtaStsTesting,
+        PolicyKind::Opportunistic,
+    ];
+
+    /// 0 for the strongest.
+    fn rank(self) -> usize {
+        Self::PRECEDENCE
+            .iter()
+            .position(|kind| *kind == self)
+            .unwrap_or(Self::PRECEDENCE.len())
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PolicyKind::Dane => "dane",
-            PolicyKind::MtaStsEnforce => "mta-sts enforce",
-            PolicyKind::MtaStsTesting => "mta-sts testing",
+            PolicyKind::MtaStsEnforce => "mta-sts-enforce",
+            PolicyKind::MtaStsTesting => "mta-sts-testing",
             PolicyKind::RequireTls => "requiretls",
             PolicyKind::SeenBefore => "seen-before",
             PolicyKind::Override => "override",
@@ -46,7 +102,7 @@ impl PolicyKind {
 }
 
 /// Where mail for one domain goes and how.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Route {
     /// The recipient domain, lower-case.
     pub domain: String,
@@ -65,6 +121,46 @@ pub struct HostPlan {
     pub tls_required: bool,
     /// How the certificate is judged: PKIX against the roots, DANE TLSA, a pin.
     pub verification: Arc<dyn HostVerifier>,
+    /// The policy that decided this host's TLS.
+    pub policy: PolicyKind,
+    /// The policy TLS-RPT reports this host's sessions under.
+    pub report: Arc<ReportPolicy>,
+}
+
+impl std::fmt::Debug for HostPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostPlan")
+            .field("name", &self.name)
+            .field("addresses", &self.addresses)
+            .field("tls_required", &self.tls_required)
+            .field("verification", &self.verification.describe())
+            .field("policy", &self.policy)
+            .field("report", &self.report)
+            .finish()
+    }
+}
+
+/// A policy as a TLS-RPT report names it (RFC 8460 §4.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportPolicy {
+    /// `sts`, `tlsa` or `no-policy-found`.
+    pub policy_type: &'static str,
+    /// The MTA-STS policy's lines, or the TLSA records in presentation format.
+    pub strings: Vec<String>,
+    /// The domain announces an MTA-STS policy that could not be had: the RFC 8460 result
+    /// type (`sts-policy-fetch-error`, `sts-policy-invalid`, `sts-webpki-invalid`) and
+    /// why. Every session under it is reported as that failure.
+    pub unavailable: Option<(&'static str, String)>,
+}
+
+impl ReportPolicy {
+    pub fn no_policy() -> Self {
+        Self {
+            policy_type: "no-policy-found",
+            strings: Vec::new(),
+            unavailable: None,
+        }
+    }
 }
 
 /// Judges one connection's certificate. `connector` gives a fresh client config per
