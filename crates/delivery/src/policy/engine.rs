@@ -68,6 +68,22 @@ struct DomainFacts<'a> {
     tls_required_no: bool,
 }
 
+/// Why a host is not in the route.
+struct Excluded {
+    reason: String,
+    /// A DNS failure, not a policy's verdict: it may be usable later.
+    temporary: bool,
+}
+
+impl Excluded {
+    fn by_policy(reason: String) -> Self {
+        Self {
+            reason,
+            temporary: false,
+        }
+    }
+}
+
 /// What TLSA says about one MX host (RFC 7672 §2.2).
 enum DaneState {
     /// DANE does not apply: an insecure MX, address or TLSA answer, or no TLSA records.
@@ -142,11 +158,23 @@ impl PolicyEngine {
         // RFC 8689 §4.2.1: REQUIRETLS needs MX records that DNSSEC or an MTA-STS policy
         // vouches for; otherwise an attacker could have named the MX.
         let mx_secure = hosts.iter().all(|host| host.mx_secure);
-        if request.require_tls && !mx_secure && !matches!(sts, StsState::Policy(_)) {
-            return Err(RouteError::RequireTlsUnmet(format!(
-                "REQUIRETLS: the MX records of {domain} are not DNSSEC-signed and it \
-                 publishes no MTA-STS policy (RFC 8689 §4.2.1)"
-            )));
+        if request.require_tls && !mx_secure {
+            match &sts {
+                StsState::Policy(_) => {}
+                // The policy may be fetchable later; the message waits for it.
+                StsState::Unavailable { detail, .. } => {
+                    return Err(RouteError::Temporary(format!(
+                        "REQUIRETLS: the MX records of {domain} are not DNSSEC-signed and its \
+                         MTA-STS policy cannot be had: {detail}"
+                    )));
+                }
+                StsState::Absent => {
+                    return Err(RouteError::RequireTlsUnmet(format!(
+                        "REQUIRETLS: the MX records of {domain} are not DNSSEC-signed and it \
+                         publishes no MTA-STS policy (RFC 8689 §4.2.1)"
+                    )));
+                }
+            }
         }
 
         let mut plans = Vec::with_capacity(hosts.len());
@@ -155,7 +183,7 @@ impl PolicyEngine {
             let dane = self.dane_state(&host).await;
             match self.plan_host(&facts, host, dane) {
                 Ok(plan) => plans.push(plan),
-                Err(reason) => left_out.push(reason),
+                Err(excluded) => left_out.push(excluded),
             }
         }
         let Some(policy) = plans
@@ -163,13 +191,16 @@ impl PolicyEngine {
             .map(|plan| plan.policy)
             .min_by_key(|p| p.rank())
         else {
-            return Err(if request.require_tls {
+            let reasons: Vec<&str> = left_out.iter().map(|e| e.reason.as_str()).collect();
+            let reasons = reasons.join("; ");
+            // A host that failed DNS may be usable later; one the policy rules out is not.
+            let temporary = left_out.iter().any(|excluded| excluded.temporary);
+            return Err(if request.require_tls && !temporary {
                 RouteError::RequireTlsUnmet(format!(
-                    "REQUIRETLS: no MX host of {domain} can be verified: {}",
-                    left_out.join("; ")
+                    "REQUIRETLS: no MX host of {domain} can be verified: {reasons}"
                 ))
             } else {
-                RouteError::Temporary(left_out.join("; "))
+                RouteError::Temporary(reasons)
             });
         };
         Ok(Route {
@@ -289,10 +320,10 @@ impl PolicyEngine {
         facts: &DomainFacts<'_>,
         host: MxHost,
         dane: DaneState,
-    ) -> Result<HostPlan, String> {
+    ) -> Result<HostPlan, Excluded> {
         let report = Arc::new(report_policy(&dane, facts.sts));
         let server_name = ServerName::try_from(host.name.clone())
-            .map_err(|_| format!("{} is not a host name", host.name))?;
+            .map_err(|_| Excluded::by_policy(format!("{} is not a host name", host.name)))?;
         let plan = |policy, check: HostCheck, tls_required| HostPlan {
             name: host.name.clone(),
             addresses: host.addresses.clone(),
@@ -327,7 +358,12 @@ impl PolicyEngine {
             _ => None,
         };
         match dane {
-            DaneState::Failed(reason) => return Err(reason),
+            DaneState::Failed(reason) => {
+                return Err(Excluded {
+                    reason,
+                    temporary: true,
+                });
+            }
             DaneState::Usable { usable, .. } => {
                 let mut checks = vec![Check::Dane(DaneCheck {
                     records: usable,
@@ -341,10 +377,10 @@ impl PolicyEngine {
         }
         if let Some(active) = sts.filter(|active| active.policy.mode == StsMode::Enforce) {
             if !active.policy.allows_mx(&host.name) {
-                return Err(format!(
-                    "{} is not an MX the MTA-STS policy of {} allows",
-                    host.name, facts.domain
-                ));
+                return Err(Excluded::by_policy(not_in_sts_policy(
+                    &host.name,
+                    facts.domain,
+                )));
             }
             return Ok(plan(
                 PolicyKind::MtaStsEnforce,
@@ -369,10 +405,10 @@ impl PolicyEngine {
                 && !host.mx_secure
                 && !active.policy.allows_mx(&host.name)
             {
-                return Err(format!(
-                    "{} is not an MX the MTA-STS policy of {} allows",
-                    host.name, facts.domain
-                ));
+                return Err(Excluded::by_policy(not_in_sts_policy(
+                    &host.name,
+                    facts.domain,
+                )));
             }
             return Ok(plan(
                 PolicyKind::RequireTls,
@@ -394,12 +430,15 @@ impl PolicyEngine {
             };
             return Ok(plan(PolicyKind::Dane, check, true));
         }
-        if sts.is_some_and(|active| active.policy.mode == StsMode::Testing) {
-            return Ok(plan(
-                PolicyKind::MtaStsTesting,
-                recorded(self.pkix_checks(facts)),
-                false,
-            ));
+        if let Some(active) = sts.filter(|active| active.policy.mode == StsMode::Testing) {
+            // RFC 8461 §5: deliver anyway, but an MX the policy does not name is a
+            // failure to report, as is a certificate that does not verify.
+            let mut checks = Vec::new();
+            if !active.policy.allows_mx(&host.name) {
+                checks.push(Check::Refused(not_in_sts_policy(&host.name, facts.domain)));
+            }
+            checks.extend(self.pkix_checks(facts));
+            return Ok(plan(PolicyKind::MtaStsTesting, recorded(checks), false));
         }
         Ok(plan(
             PolicyKind::Opportunistic,
@@ -568,6 +607,10 @@ fn session_result(
         result_type,
         failure_detail,
     })
+}
+
+fn not_in_sts_policy(host: &str, domain: &str) -> String {
+    format!("{host} is not an MX the MTA-STS policy of {domain} allows")
 }
 
 /// RFC 7672 §3.2.3: a DANE-TA leaf may name the MX host or the destination domain.

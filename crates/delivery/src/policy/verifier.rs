@@ -29,6 +29,9 @@ pub(crate) enum Check {
     /// The leaf's SubjectPublicKeyInfo has this SHA-256 digest; no CA is asked.
     PinnedSpki([u8; 32]),
     Dane(DaneCheck),
+    /// Fails whatever the certificate: the host itself is outside the policy (an MX an
+    /// MTA-STS policy in testing mode does not name), reported as `validation-failure`.
+    Refused(String),
 }
 
 impl Check {
@@ -70,6 +73,10 @@ impl Check {
                 }
             }
             Check::Dane(dane) => dane.verify(end_entity, intermediates, now),
+            Check::Refused(reason) => Err(Verification::Failed {
+                result_type: "validation-failure",
+                detail: reason.clone(),
+            }),
         }
     }
 
@@ -78,6 +85,7 @@ impl Check {
             Check::Pkix { label, .. } => label.to_string(),
             Check::PinnedSpki(_) => "pinned spki".into(),
             Check::Dane(dane) => format!("dane ({} tlsa records)", dane.records.len()),
+            Check::Refused(_) => "not in policy".into(),
         }
     }
 }

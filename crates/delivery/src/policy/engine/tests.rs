@@ -30,6 +30,9 @@ nomatch          MX  10 rogue.nomatch
 rogue.nomatch    A   127.0.0.2
 _mta-sts.nomatch TXT "v=STSv1; id=1"
 nullmx           MX  0 .
+unfetchable      MX  10 mx.unfetchable
+mx.unfetchable   A   127.0.0.1
+_mta-sts.unfetchable TXT "v=STSv1; id=5"
 "#;
 
 fn signed_zone() -> String {
@@ -300,6 +303,52 @@ async fn mta_sts_testing_delivers_to_every_mx_without_requiring_tls() {
 }
 
 #[tokio::test]
+async fn under_mta_sts_testing_an_mx_outside_the_policy_is_recorded_as_a_failure() {
+    let setup = setup().await;
+    let route = setup
+        .default_engine()
+        .route(&request("testing.example.test"))
+        .await
+        .unwrap();
+    assert_eq!(route.hosts[0].verification.describe(), "pkix, not required");
+    assert_eq!(
+        route.hosts[1].verification.describe(),
+        "not in policy + pkix, not required"
+    );
+}
+
+#[tokio::test]
+async fn an_announced_policy_that_cannot_be_fetched_is_reported_and_holds_requiretls_back() {
+    let setup = setup().await;
+    let engine = setup.default_engine();
+    let route = engine
+        .route(&request("unfetchable.example.test"))
+        .await
+        .unwrap();
+    assert_eq!(route.policy, PolicyKind::Opportunistic);
+    let host = &route.hosts[0];
+    assert_eq!(host.report.policy_type, "sts");
+    assert_eq!(
+        host.report.unavailable.as_ref().map(|(t, _)| *t),
+        Some("sts-policy-fetch-error")
+    );
+    engine
+        .learn(&route, host, host.addresses[0], &verified())
+        .await;
+    engine.flush().await;
+    let results = setup.store.tls_results(0, i64::MAX).await.unwrap();
+    assert_eq!(
+        results[0].result_type.as_deref(),
+        Some("sts-policy-fetch-error")
+    );
+    // REQUIRETLS waits for the policy rather than bouncing.
+    assert!(matches!(
+        engine.route(&require_tls("unfetchable.example.test")).await,
+        Err(RouteError::Temporary(_))
+    ));
+}
+
+#[tokio::test]
 async fn an_override_requires_verified_tls_with_its_pins() {
     let setup = setup().await;
     let mut settings = DeliverySettings::default();
@@ -427,6 +476,11 @@ async fn requiretls_needs_a_secure_or_mta_sts_vouched_mx() {
             .policy,
         PolicyKind::Dane
     );
+    // A DNS failure of every host is temporary, REQUIRETLS or not.
+    assert!(matches!(
+        engine.route(&require_tls("allbroken.dane.test")).await,
+        Err(RouteError::Temporary(_))
+    ));
     // Mandatory unauthenticated TLS is not enough for REQUIRETLS: PKIX is required.
     let route = engine
         .route(&require_tls("unusable.dane.test"))

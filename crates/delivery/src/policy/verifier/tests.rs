@@ -202,3 +202,21 @@ async fn no_roots_means_nothing_verifies() {
         }
     ));
 }
+
+#[test]
+fn a_host_outside_the_policy_fails_whatever_its_certificate() {
+    let ca = TestCa::new("Test CA");
+    let leaf = ca.leaf(&["rogue.example.test"], 30);
+    let verifier = planned(
+        vec![Check::Refused("not in the policy".into()), pkix(&ca)],
+        false,
+        "rogue.example.test",
+    );
+    assert_eq!(
+        verifier.judge(std::slice::from_ref(&leaf.der), UnixTime::now()),
+        Verification::Failed {
+            result_type: "validation-failure",
+            detail: "not in the policy".into()
+        }
+    );
+}
