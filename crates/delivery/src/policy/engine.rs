@@ -221,13 +221,11 @@ impl PolicyEngine {
     ) {
         let now = unix_now();
         if self.inner.settings.downgrade_memory
-            && matches!(
-                outcome,
-                SessionTls::Tls {
-                    verification: Verification::Verified { .. },
-                    ..
-                }
-            )
+            && let SessionTls::Tls {
+                verification: Verification::Verified { how },
+                ..
+            } = outcome
+            && verified_by_pkix(how)
         {
             self.inner.memory.remember(&route.domain, now).await;
         }
@@ -607,6 +605,15 @@ fn session_result(
         result_type,
         failure_detail,
     })
+}
+
+/// The verdict included a PKIX path (to the roots or the pinned CA), which is what the
+/// downgrade memory will demand later. DANE or a pinned key alone does not count: a
+/// domain with a self-signed DANE-EE certificate that drops its TLSA records must not be
+/// held to a PKIX certificate it never had.
+fn verified_by_pkix(how: &str) -> bool {
+    how.split(" + ")
+        .any(|check| check == "pkix" || check == "pinned ca")
 }
 
 fn not_in_sts_policy(host: &str, domain: &str) -> String {

@@ -1,10 +1,10 @@
 //! Downgrade memory (as chasquid's `domaininfo`): once a domain's MX has shown TLS with a
-//! certificate that verified, later deliveries to the domain require verified TLS, so an
+//! certificate that verified by PKIX, later deliveries to the domain require that, so an
 //! attacker who strips STARTTLS or swaps the certificate gets a deferral, not the mail.
 //!
 //! Kept in the store's delivery memos (kind [`TLS_SEEN_MEMO`], value: when it was first
 //! seen, seconds since the epoch), so `sealpost tls-memory list|reset` can show and
-//! forget it. Only verified TLS sets it; nothing here ever clears it.
+//! forget it. Only PKIX-verified TLS sets it (the engine decides); nothing here ever clears it.
 
 use std::sync::Arc;
 

@@ -429,6 +429,32 @@ async fn a_domain_seen_with_verified_tls_requires_it_from_then_on() {
     assert_eq!(route.policy, PolicyKind::SeenBefore);
     assert!(route.hosts[0].tls_required);
     assert_eq!(route.hosts[0].verification.describe(), "pkix");
+    // DANE alone (say, a self-signed certificate pinned by TLSA) teaches nothing: the
+    // memory would later demand a PKIX certificate the domain never had.
+    let dane = engine.route(&request("dane.test")).await.unwrap();
+    let dane_verified = SessionTls::Tls {
+        version: "TLSv1.3".into(),
+        cipher: "TLS13_AES_128_GCM_SHA256".into(),
+        verification: Verification::Verified {
+            how: "dane-ee 3 1 1".into(),
+        },
+    };
+    engine
+        .learn(
+            &dane,
+            &dane.hosts[0],
+            dane.hosts[0].addresses[0],
+            &dane_verified,
+        )
+        .await;
+    assert!(
+        setup
+            .store
+            .delivery_memo(TLS_SEEN_MEMO, "dane.test")
+            .await
+            .unwrap()
+            .is_none()
+    );
     // Switched off, the memory is neither used nor written.
     let forgetful = setup.engine(DeliverySettings {
         downgrade_memory: false,
@@ -441,6 +467,18 @@ async fn a_domain_seen_with_verified_tls_requires_it_from_then_on() {
             .unwrap()
             .policy,
         PolicyKind::Opportunistic
+    );
+    let sts = forgetful.route(&request("sts.example.test")).await.unwrap();
+    forgetful
+        .learn(&sts, &sts.hosts[0], sts.hosts[0].addresses[0], &verified())
+        .await;
+    assert!(
+        setup
+            .store
+            .delivery_memo(TLS_SEEN_MEMO, "sts.example.test")
+            .await
+            .unwrap()
+            .is_none()
     );
 }
 
