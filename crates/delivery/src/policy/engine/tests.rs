@@ -692,3 +692,63 @@ async fn explain_names_the_policy_and_the_verdict_in_one_token_each() {
             .starts_with("policy=mta-sts-enforce verified=no check=\"certificate-not-trusted: ")
     );
 }
+
+/// Through DNS and a real handshake: a signed zone publishes `3 1 1` of one self-signed
+/// certificate; the route to it accepts a server presenting that certificate and refuses
+/// one presenting another, whatever names they carry.
+#[tokio::test]
+async fn a_dane_route_accepts_exactly_the_certificate_its_tlsa_record_names() {
+    use crate::policy::test_pki::{self_signed, server_config, spki_sha256};
+
+    let pinned = self_signed(&["not-the-mx.example"], 30);
+    let other = self_signed(&["mx.pinned.test"], 30);
+    let hex: String = spki_sha256(&pinned.der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let zone = format!("@ MX 10 mx\nmx A 127.0.0.1\n_25._tcp.mx TLSA 3 1 1 {hex}\n");
+    let dns = test_dns::start(
+        TestDns::builder().zone(Zone::parse("pinned.test", &zone).unwrap().signed()),
+    )
+    .await;
+    let dir = TempDir::new().unwrap();
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    let engine = PolicyEngine::new(
+        Arc::new(DeliverySettings::default()),
+        dns.resolver.clone(),
+        store,
+    );
+    let route = engine.route(&request("pinned.test")).await.unwrap();
+    assert_eq!(route.policy, PolicyKind::Dane);
+    let host = &route.hosts[0];
+
+    for (served, accepted) in [(&pinned, true), (&other, false)] {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let acceptor =
+            tokio_rustls::TlsAcceptor::from(server_config(vec![served.der.clone()], served.key()));
+        let server = tokio::spawn(async move { acceptor.accept(server_io).await.is_ok() });
+        let connector = host.verification.connector();
+        let client = tokio_rustls::TlsConnector::from(Arc::clone(&connector.config))
+            .connect(connector.server_name.clone(), client_io)
+            .await;
+        let _ = server.await;
+        assert_eq!(client.is_ok(), accepted);
+        let verdict = connector.verdict.get().cloned().unwrap();
+        if accepted {
+            assert_eq!(
+                verdict,
+                Verification::Verified {
+                    how: "dane-ee 3 1 1".into()
+                }
+            );
+        } else {
+            assert!(matches!(
+                verdict,
+                Verification::Failed {
+                    result_type: "tlsa-invalid",
+                    ..
+                }
+            ));
+        }
+    }
+}
