@@ -20,6 +20,10 @@
 //!   that verified the first session, and every connection has its own verifier (it
 //!   holds that connection's verdict). `DomainOverride::no_session_tickets` is therefore
 //!   always satisfied.
+//! - Results for TLS-RPT are buffered (one store commit per second or 256 sessions):
+//!   call [`PolicyEngine::flush`] at shutdown so the last second's are kept.
+//! - `RouteRequest.domain` may be an address literal (`[192.0.2.1]`): one opportunistic
+//!   host, no DNS.
 //!
 //! The engine: [`PolicyEngine::new`], [`PolicyEngine::route`], [`PolicyEngine::learn`],
 //! [`PolicyEngine::explain`], [`PolicyEngine::flush`].
