@@ -2,12 +2,17 @@
 //! queue and the change feed. Protocol crates hold an `Arc<dyn Store>` and never learn
 //! which backend is behind it (DESIGN.md, "Storage").
 
+#[cfg(test)]
+mod backend_tests;
 mod embedded;
 mod error;
 mod flags;
+mod lines;
 mod login;
 mod names;
 pub mod password;
+mod postgres;
+mod rules;
 mod types;
 
 use async_trait::async_trait;
@@ -16,6 +21,7 @@ use tokio::sync::broadcast;
 pub use embedded::EmbeddedStore;
 pub use error::StoreError;
 pub use login::{Login, LoginError, LoginPolicy};
+pub use postgres::PostgresStore;
 pub use types::*;
 
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -7,10 +7,11 @@ use std::net::IpAddr;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, Row, ToSql, params};
 
-use super::{lines, sql_error};
+use super::sql_error;
+use crate::lines::{self, decode_dkim, decode_spf, encode_dkim, encode_spf};
 use crate::{
-    DkimAuthResult, DmarcAggregateReport, DmarcDisposition, DmarcEvaluationRecord,
-    DmarcPolicyPublished, DmarcReportRow, Result, SpfAuthResult,
+    DmarcAggregateReport, DmarcDisposition, DmarcEvaluationRecord, DmarcPolicyPublished,
+    DmarcReportRow, Result,
 };
 
 pub(super) fn record_evaluation(conn: &Connection, record: &DmarcEvaluationRecord) -> Result<()> {
@@ -233,50 +234,6 @@ fn ip(row: &Row<'_>, index: usize) -> rusqlite::Result<IpAddr> {
     text.parse().map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
     })
-}
-
-fn encode_dkim(results: &[DkimAuthResult]) -> String {
-    lines::encode(
-        results
-            .iter()
-            .map(|r| [r.domain.as_str(), r.selector.as_str(), r.result.as_str()]),
-    )
-}
-
-fn decode_dkim(text: &str) -> Vec<DkimAuthResult> {
-    lines::decode(text)
-        .into_iter()
-        .filter_map(|fields| match <[String; 3]>::try_from(fields) {
-            Ok([domain, selector, result]) => Some(DkimAuthResult {
-                domain,
-                selector,
-                result,
-            }),
-            Err(_) => None,
-        })
-        .collect()
-}
-
-fn encode_spf(results: &[SpfAuthResult]) -> String {
-    lines::encode(
-        results
-            .iter()
-            .map(|r| [r.domain.as_str(), r.scope.as_str(), r.result.as_str()]),
-    )
-}
-
-fn decode_spf(text: &str) -> Vec<SpfAuthResult> {
-    lines::decode(text)
-        .into_iter()
-        .filter_map(|fields| match <[String; 3]>::try_from(fields) {
-            Ok([domain, scope, result]) => Some(SpfAuthResult {
-                domain,
-                scope,
-                result,
-            }),
-            Err(_) => None,
-        })
-        .collect()
 }
 
 impl ToSql for DmarcDisposition {

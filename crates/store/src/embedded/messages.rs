@@ -8,22 +8,8 @@ use super::{expunge, queue, sql_error};
 use crate::flags::FlagSet;
 use crate::{
     AccountId, Appended, Change, Copied, Delivered, Delivery, MailboxId, MessageMeta, NewMessage,
-    Result, StoreError, names,
+    Result, names,
 };
-
-/// Refuses a delivery that would store bytes nothing refers to, or a queue entry with
-/// nobody to send it to.
-pub(super) fn check(delivery: &Delivery) -> Result<()> {
-    let problem = match &delivery.outbound {
-        Some(outbound) if outbound.recipients.is_empty() => "outbound without recipients",
-        None if delivery.local.is_empty() => "no local mailbox and no outbound recipients",
-        _ => return Ok(()),
-    };
-    Err(StoreError::Invalid {
-        what: "delivery",
-        value: problem.to_string(),
-    })
-}
 
 /// Stores the bytes once, adds a copy to each target mailbox under its next UID and
 /// MODSEQ, and queues the outbound part.

@@ -10,7 +10,6 @@ mod delivery_memos;
 mod dmarc;
 mod expunge;
 mod flags;
-mod lines;
 mod mailboxes;
 mod messages;
 mod queue;
@@ -20,10 +19,6 @@ mod schema;
 mod tls_results;
 mod writer;
 
-#[cfg(test)]
-mod dmarc_tests;
-#[cfg(test)]
-mod mailbox_tests;
 #[cfg(test)]
 mod queue_tests;
 #[cfg(test)]
@@ -38,9 +33,9 @@ use rusqlite::Connection;
 use tokio::sync::broadcast;
 
 use self::readers::Readers;
-use self::reports_sent::ReportKind;
 use self::writer::Writer;
 use crate::flags::FlagSet;
+use crate::rules::{self, ReportKind};
 use crate::{
     Account, AccountId, Appended, Change, Copied, Delivered, Delivery, DmarcAggregateReport,
     DmarcEvaluationRecord, FlagUpdate, FlagsUpdated, Mailbox, MailboxId, MessageMeta, NewMessage,
@@ -208,7 +203,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn deliver(&self, delivery: Delivery) -> Result<Delivered> {
-        messages::check(&delivery)?;
+        rules::check_delivery(&delivery)?;
         self.writer
             .submit(move |conn, changes| messages::deliver(conn, &delivery, unix_now(), changes))
             .await
@@ -422,7 +417,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn queue_tls_report(&self, report: OutgoingReport) -> Result<Option<QueueId>> {
-        reports_sent::check(ReportKind::Tls, &report)?;
+        rules::check_report(ReportKind::Tls, &report)?;
         self.writer
             .submit(move |conn, changes| {
                 reports_sent::queue_once(conn, ReportKind::Tls, &report, unix_now(), changes)
@@ -449,7 +444,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn queue_dmarc_report(&self, report: OutgoingReport) -> Result<Option<QueueId>> {
-        reports_sent::check(ReportKind::Dmarc, &report)?;
+        rules::check_report(ReportKind::Dmarc, &report)?;
         self.writer
             .submit(move |conn, changes| {
                 reports_sent::queue_once(conn, ReportKind::Dmarc, &report, unix_now(), changes)

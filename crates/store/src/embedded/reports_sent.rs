@@ -6,42 +6,8 @@
 use rusqlite::{Connection, params};
 
 use super::{messages, sql_error};
-use crate::{Change, OutgoingReport, QueueId, Result, StoreError};
-
-/// Which report family; each de-duplicates on its own, so a DMARC and a TLS-RPT report
-/// for the same domain and day are both sent.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum ReportKind {
-    Dmarc,
-    Tls,
-}
-
-impl ReportKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            ReportKind::Dmarc => "dmarc",
-            ReportKind::Tls => "tls",
-        }
-    }
-
-    fn delivery_name(self) -> &'static str {
-        match self {
-            ReportKind::Dmarc => "DMARC report delivery",
-            ReportKind::Tls => "TLS report delivery",
-        }
-    }
-}
-
-/// A report goes out by the queue only: it must have outbound recipients.
-pub(super) fn check(kind: ReportKind, report: &OutgoingReport) -> Result<()> {
-    if report.delivery.outbound.is_none() {
-        return Err(StoreError::Invalid {
-            what: kind.delivery_name(),
-            value: "no outbound recipients".into(),
-        });
-    }
-    messages::check(&report.delivery)
-}
+use crate::rules::ReportKind;
+use crate::{Change, OutgoingReport, QueueId, Result};
 
 /// Queues the report unless one of the same kind for the same domain and period start
 /// was queued before; `None` for such a duplicate.

@@ -3,7 +3,8 @@
 
 use rusqlite::{Connection, params};
 
-use super::{lines, sql_error};
+use super::sql_error;
+use crate::lines;
 use crate::{Result, TlsSessionResult};
 
 /// Stores the batch; the caller runs it as one write, so it is kept whole or not at all.
