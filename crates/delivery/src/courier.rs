@@ -141,12 +141,8 @@ impl Courier {
                         }
                     }
                     AfterParcel::Usable => {
-                        let next = if self.is_stopping() {
-                            queue.leave();
-                            None
-                        } else {
-                            queue.next_or_leave_after(LINGER).await
-                        };
+                        let mut stop = self.stopping.clone();
+                        let next = queue.next_or_leave_after(LINGER, &mut stop).await;
                         match next {
                             Some(next) => parcel = next,
                             None => {

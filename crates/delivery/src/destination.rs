@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::attempt::EntryAttempt;
 
@@ -113,9 +113,14 @@ impl DestinationQueue {
     }
 
     /// The next parcel, waiting up to `linger` for one to arrive; `None` (and the
-    /// connection has left) when none came. Leaving and finding the queue empty happen
-    /// under one lock, so a parcel pushed meanwhile is never stranded.
-    pub async fn next_or_leave_after(&self, linger: Duration) -> Option<Parcel> {
+    /// connection has left) when none came, or when `stop` turned true meanwhile.
+    /// Leaving and finding the queue empty happen under one lock, so a parcel pushed
+    /// meanwhile is never stranded.
+    pub async fn next_or_leave_after(
+        &self,
+        linger: Duration,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<Parcel> {
         let deadline = tokio::time::Instant::now() + linger;
         loop {
             let notified = self.arrived.notified();
@@ -123,18 +128,27 @@ impl DestinationQueue {
             notified.as_mut().enable();
             {
                 let mut state = self.state();
-                if let Some(parcel) = state.parcels.pop_front() {
-                    return Some(parcel);
-                }
-                if tokio::time::Instant::now() >= deadline {
+                if *stop.borrow() || tokio::time::Instant::now() >= deadline {
                     state.connections = state.connections.saturating_sub(1);
                     return None;
                 }
+                if let Some(parcel) = state.parcels.pop_front() {
+                    return Some(parcel);
+                }
                 state.lingering += 1;
             }
-            let _ = tokio::time::timeout_at(deadline, notified).await;
+            // A stop signal whose sender is gone counts as stop.
+            let sender_gone = tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => false,
+                _ = &mut notified => false,
+                changed = stop.changed() => changed.is_err(),
+            };
             let mut state = self.state();
             state.lingering = state.lingering.saturating_sub(1);
+            if sender_gone {
+                state.connections = state.connections.saturating_sub(1);
+                return None;
+            }
         }
     }
 
@@ -316,9 +330,14 @@ mod tests {
         let queue = Arc::new(queue());
         assert_eq!(queue.push(vec![parcel(1)], 1), 1);
         assert!(queue.next_or_leave().is_some());
+        let (_stop, mut stopped) = watch::channel(false);
         let waiting = {
             let queue = queue.clone();
-            tokio::spawn(async move { queue.next_or_leave_after(Duration::from_secs(30)).await })
+            tokio::spawn(async move {
+                queue
+                    .next_or_leave_after(Duration::from_secs(30), &mut stopped)
+                    .await
+            })
         };
         // Until the lingering connection is counted, a push may start another one.
         while queue.state().lingering == 0 {
@@ -338,12 +357,34 @@ mod tests {
         let queue = queue();
         assert_eq!(queue.push(vec![parcel(1)], 1), 1);
         assert!(queue.next_or_leave().is_some());
-        assert!(
-            queue
-                .next_or_leave_after(Duration::from_millis(20))
-                .await
-                .is_none()
-        );
+        let (_stop, mut stopped) = watch::channel(false);
+        let next = queue
+            .next_or_leave_after(Duration::from_millis(20), &mut stopped)
+            .await;
+        assert!(next.is_none());
+        assert!(queue.is_idle());
+    }
+
+    #[tokio::test]
+    async fn a_lingering_connection_leaves_at_once_when_stopped() {
+        let queue = Arc::new(queue());
+        assert_eq!(queue.push(vec![parcel(1)], 1), 1);
+        assert!(queue.next_or_leave().is_some());
+        let (stop, mut stopped) = watch::channel(false);
+        let waiting = {
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                queue
+                    .next_or_leave_after(Duration::from_secs(3600), &mut stopped)
+                    .await
+            })
+        };
+        while queue.state().lingering == 0 {
+            tokio::task::yield_now().await;
+        }
+        stop.send(true).unwrap();
+        let left = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+        assert!(left.expect("it left promptly").unwrap().is_none());
         assert!(queue.is_idle());
     }
 

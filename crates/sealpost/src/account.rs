@@ -3,10 +3,11 @@
 
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use sealpost_store::{EmbeddedStore, Store, password};
+use sealpost_store::{EmbeddedStore, PostgresStore, Store, password};
 
 use crate::config::Config;
 
@@ -32,7 +33,7 @@ pub enum AccountCommand {
 }
 
 pub async fn run(command: AccountCommand, config: &Config) -> anyhow::Result<()> {
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     match command {
         AccountCommand::Add {
             address,
@@ -79,13 +80,25 @@ pub async fn run(command: AccountCommand, config: &Config) -> anyhow::Result<()>
     Ok(())
 }
 
-pub fn open_store(config: &Config) -> anyhow::Result<EmbeddedStore> {
-    EmbeddedStore::open(&config.data_dir).with_context(|| {
-        format!(
-            "cannot open the store in {} (set data_dir in the config file to move it)",
-            config.data_dir.display()
-        )
-    })
+/// The store `[store] url` names: PostgreSQL for a `postgres://` URL (shared by every
+/// node pointed at it), otherwise the embedded store in data_dir.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.store.url.trim();
+    if url.is_empty() {
+        let store = EmbeddedStore::open(&config.data_dir).with_context(|| {
+            format!(
+                "cannot open the store in {} (set data_dir in the config file to move it)",
+                config.data_dir.display()
+            )
+        })?;
+        return Ok(Arc::new(store));
+    }
+    // The URL holds the password: errors name the server, never the URL.
+    let store = PostgresStore::connect(url).await.context(
+        "cannot open the PostgreSQL store named by [store] url (is the server up, and are \
+         the user, password and sslmode right?)",
+    )?;
+    Ok(Arc::new(store))
 }
 
 async fn hash_password(password: String) -> anyhow::Result<String> {

@@ -289,10 +289,13 @@ impl Config {
         if self.hostname.trim().is_empty() {
             bail!("hostname is empty: set hostname = \"mail.example.org\" in the config file");
         }
-        if !self.store.url.is_empty() {
+        let url = self.store.url.trim();
+        if !url.is_empty() && !url.starts_with("postgres://") && !url.starts_with("postgresql://")
+        {
+            // Not echoed: the URL may hold a password.
             bail!(
-                "[store] url = {:?}: only the embedded store exists so far; remove the key to use it",
-                self.store.url
+                "[store] url: only postgres://USER:PASSWORD@HOST:PORT/DATABASE URLs are \
+                 known; leave it empty for the embedded store in data_dir"
             );
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {

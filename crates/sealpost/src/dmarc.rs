@@ -65,18 +65,18 @@ pub enum DmarcCommand {
 }
 
 pub async fn run(command: DmarcCommand, config: &Config) -> anyhow::Result<()> {
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     match command {
         DmarcCommand::Import { addresses } => {
             let imported =
-                import_reports(&store, &report_mailboxes(&store, addresses).await?).await?;
+                import_reports(&*store, &report_mailboxes(&*store, addresses).await?).await?;
             println!("{imported}");
         }
         DmarcCommand::Report { domain, addresses } => {
             let domain = domain.trim_end_matches('.').to_ascii_lowercase();
             let mut mailboxes = addresses;
             mailboxes.push(format!("{DMARC_REPORTS_LOCAL_PART}@{domain}"));
-            let imported = import_reports(&store, &mailboxes).await?;
+            let imported = import_reports(&*store, &mailboxes).await?;
             if imported.imported > 0 {
                 eprintln!("{imported}");
             }
@@ -89,7 +89,7 @@ pub async fn run(command: DmarcCommand, config: &Config) -> anyhow::Result<()> {
             let signer = DkimSigner::load(&config.data_dir)
                 .context("cannot load the DKIM keys to sign reports with")?;
             let resolver = resolver(config)?;
-            let sent = send_due_reports(&store, &config.hostname, &signer, Some(&resolver)).await?;
+            let sent = send_due_reports(&*store, &config.hostname, &signer, Some(&resolver)).await?;
             for report in &sent {
                 println!(
                     "queued report {} for {} ({} messages) to {}",

@@ -40,7 +40,7 @@ pub async fn run(command: DomainCommand, config: &Config) -> anyhow::Result<()> 
     let keys = KeyDirectory::new(&config.data_dir);
     match command {
         DomainCommand::Add { domain } => {
-            let store = open_store(config)?;
+            let store = open_store(config).await?;
             let was_local = store.is_local_domain(&domain).await?;
             store
                 .add_domain(&domain)
@@ -73,14 +73,14 @@ pub async fn run(command: DomainCommand, config: &Config) -> anyhow::Result<()> 
             }
             for local_part in [DMARC_REPORTS_LOCAL_PART, TLS_REPORTS_LOCAL_PART] {
                 let address = format!("{local_part}@{domain}");
-                if create_report_mailbox(&store, &address).await? {
+                if create_report_mailbox(&*store, &address).await? {
                     println!("created {address} for incoming reports");
                 }
             }
             println!("publish its DNS records: sealpost dns {domain}");
         }
         DomainCommand::List => {
-            let store = open_store(config)?;
+            let store = open_store(config).await?;
             for domain in store.domains().await? {
                 let selectors = match keys.load(&domain) {
                     Ok(Some(active)) => active
@@ -96,7 +96,7 @@ pub async fn run(command: DomainCommand, config: &Config) -> anyhow::Result<()> 
             }
         }
         DomainCommand::RotateKeys { domain } => {
-            let store = open_store(config)?;
+            let store = open_store(config).await?;
             if !store.is_local_domain(&domain).await? {
                 anyhow::bail!("{domain} is not a local domain: sealpost domain add {domain}");
             }

@@ -27,10 +27,10 @@ pub enum MailCommand {
 }
 
 pub async fn run(command: MailCommand, config: &Config) -> anyhow::Result<()> {
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     match command {
         MailCommand::List { address, mailbox } => {
-            let mailbox = find_mailbox(&store, &address, &mailbox).await?;
+            let mailbox = find_mailbox(&*store, &address, &mailbox).await?;
             let mut out = std::io::stdout().lock();
             for meta in store.messages(mailbox).await? {
                 let raw = store
@@ -46,7 +46,7 @@ pub async fn run(command: MailCommand, config: &Config) -> anyhow::Result<()> {
             uid,
             mailbox,
         } => {
-            let mailbox_id = find_mailbox(&store, &address, &mailbox).await?;
+            let mailbox_id = find_mailbox(&*store, &address, &mailbox).await?;
             let raw = store
                 .message_raw(mailbox_id, uid)
                 .await?

@@ -2,13 +2,11 @@
 
 use std::io::Write;
 
-use sealpost_store::Store;
-
 use crate::account::open_store;
 use crate::config::Config;
 
 pub async fn list(config: &Config) -> anyhow::Result<()> {
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let mut out = std::io::stdout().lock();
     for entry in store.queue_entries().await? {
         let recipients: Vec<&str> = entry

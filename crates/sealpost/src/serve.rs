@@ -29,7 +29,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // as soon as it sees the ready lines never kills us mid-transaction.
     let stop = StopSignals::install()?;
     let tls = TlsServer::load(tls_settings(&config)).context("cannot set up TLS")?;
-    let store: Arc<dyn Store> = Arc::new(open_store(&config)?);
+    let store: Arc<dyn Store> = open_store(&config).await?;
     for domain in &config.local_domains {
         store
             .add_domain(domain)

@@ -216,7 +216,8 @@ pub(super) async fn migrate(client: &mut deadpool_postgres::Client) -> Result<us
         .await
         .map_err(db_error("begin migration"))?;
     tx.batch_execute(&format!(
-        "SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); \
+        "SET LOCAL client_min_messages = warning; \
+         SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); \
          CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL); \
          INSERT INTO schema_version (version) \
              SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM schema_version);"
