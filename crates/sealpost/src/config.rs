@@ -1,11 +1,16 @@
 //! The one config file (DESIGN.md, "Config"). Every key has a default, so the file may be
 //! absent; a key we do not know is an error that names it, never silently ignored.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use base64::Engine;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use sealpost_delivery::{DeliverySettings, DomainOverride};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -22,6 +27,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub smtp: SmtpConfig,
     pub limits: LimitsConfig,
+    pub delivery: DeliveryConfig,
 }
 
 impl Default for Config {
@@ -37,6 +43,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             smtp: SmtpConfig::default(),
             limits: LimitsConfig::default(),
+            delivery: DeliveryConfig::default(),
         }
     }
 }
@@ -199,6 +206,80 @@ impl Default for LimitsConfig {
     }
 }
 
+/// Outbound delivery: the queue worker inside `serve` and its TLS policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// The queue worker runs inside `serve`.
+    pub enabled: bool,
+    /// Remote MX port: 25; tests set another.
+    pub port: u16,
+    /// Port of `https://mta-sts.<domain>/`: 443; tests set another.
+    pub mta_sts_port: u16,
+    /// PEM file of extra roots for MX certificates and MTA-STS hosts; `""` for none.
+    pub extra_ca: Option<PathBuf>,
+    /// Seconds before the first retry; later retries back off exponentially.
+    pub first_retry: u64,
+    /// The longest wait between two attempts, in seconds.
+    pub max_retry: u64,
+    /// Seconds after which undelivered mail is given up (and its sender told).
+    pub max_age: u64,
+    /// Connections at once to one destination domain.
+    pub per_destination: usize,
+    /// Outbound connections at once in all.
+    pub max_connections: usize,
+    /// Once a domain has shown verified TLS, require it from then on.
+    pub downgrade_memory: bool,
+    /// Send TLS-RPT reports (RFC 8460) to domains that ask for them.
+    pub tls_reports: bool,
+    /// `[delivery.domains."example.org"]`: stricter TLS toward one domain.
+    pub domains: BTreeMap<String, DeliveryDomainConfig>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        let settings = DeliverySettings::default();
+        Self {
+            enabled: true,
+            port: settings.port,
+            mta_sts_port: settings.mta_sts_port,
+            extra_ca: None,
+            first_retry: settings.first_retry.as_secs(),
+            max_retry: settings.max_retry.as_secs(),
+            max_age: settings.max_age.as_secs(),
+            per_destination: settings.per_destination,
+            max_connections: settings.max_connections,
+            downgrade_memory: settings.downgrade_memory,
+            tls_reports: settings.tls_reports,
+            domains: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryDomainConfig {
+    /// Deliver only over TLS whose certificate verifies.
+    pub require_verified_tls: bool,
+    /// PEM file with the one CA the domain's MX certificates must chain to.
+    pub pinned_ca: Option<PathBuf>,
+    /// Base64 of the SHA-256 digest of the MX certificate's SubjectPublicKeyInfo.
+    pub pinned_spki: Option<String>,
+    /// Resume TLS sessions with tickets toward this domain's MXes.
+    pub session_tickets: bool,
+}
+
+impl Default for DeliveryDomainConfig {
+    fn default() -> Self {
+        Self {
+            require_verified_tls: false,
+            pinned_ca: None,
+            pinned_spki: None,
+            session_tickets: true,
+        }
+    }
+}
+
 /// The protocols a listener can serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenerName {
@@ -273,13 +354,31 @@ impl Config {
     pub fn parse(text: &str) -> anyhow::Result<Config> {
         let mut config: Config = toml::from_str(text)?;
         // `cert = ""` reads as "not set", like an empty listener address.
+        let domain_paths = config
+            .delivery
+            .domains
+            .values_mut()
+            .map(|domain| &mut domain.pinned_ca);
         for path in [
             &mut config.tls.cert,
             &mut config.tls.key,
             &mut config.tls.client_ca,
-        ] {
+            &mut config.delivery.extra_ca,
+        ]
+        .into_iter()
+        .chain(domain_paths)
+        {
             if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
                 *path = None;
+            }
+        }
+        for spki in config.delivery.domains.values_mut() {
+            if spki
+                .pinned_spki
+                .as_ref()
+                .is_some_and(|s| s.trim().is_empty())
+            {
+                spki.pinned_spki = None;
             }
         }
         Ok(config)
@@ -311,7 +410,130 @@ impl Config {
             }
         }
         self.listeners()?;
+        self.validate_delivery()?;
         Ok(())
+    }
+
+    fn validate_delivery(&self) -> anyhow::Result<()> {
+        let delivery = &self.delivery;
+        let positive = [
+            ("port", delivery.port as u64, "port = 25"),
+            (
+                "mta_sts_port",
+                delivery.mta_sts_port as u64,
+                "mta_sts_port = 443",
+            ),
+            ("first_retry", delivery.first_retry, "first_retry = 300"),
+            ("max_retry", delivery.max_retry, "max_retry = 14400"),
+            ("max_age", delivery.max_age, "max_age = 432000"),
+            (
+                "per_destination",
+                delivery.per_destination as u64,
+                "per_destination = 4",
+            ),
+            (
+                "max_connections",
+                delivery.max_connections as u64,
+                "max_connections = 64",
+            ),
+        ];
+        for (key, value, example) in positive {
+            if value == 0 {
+                bail!("[delivery] {key} = 0: it must be at least 1, e.g. {example}");
+            }
+        }
+        if delivery.max_retry < delivery.first_retry {
+            bail!(
+                "[delivery] max_retry = {} is shorter than first_retry = {}: the longest wait between attempts must be at least the first",
+                delivery.max_retry,
+                delivery.first_retry
+            );
+        }
+        self.delivery_extra_roots()?;
+        self.delivery_overrides()?;
+        Ok(())
+    }
+
+    /// What the queue worker is told: `[delivery]` with the system's roots plus
+    /// `extra_ca`, and each domain's override with its pinned CA loaded.
+    pub fn delivery_settings(&self) -> anyhow::Result<DeliverySettings> {
+        let delivery = &self.delivery;
+        let native = rustls_native_certs::load_native_certs();
+        if native.certs.is_empty() {
+            tracing::warn!(
+                errors = ?native.errors,
+                "no system CA certificates found: MTA-STS and verified TLS toward other servers will fail; install ca-certificates or set [delivery] extra_ca"
+            );
+        }
+        let mut roots = native.certs;
+        roots.extend(self.delivery_extra_roots()?);
+        Ok(DeliverySettings {
+            hostname: self.hostname.clone(),
+            port: delivery.port,
+            mta_sts_port: delivery.mta_sts_port,
+            roots,
+            first_retry: Duration::from_secs(delivery.first_retry),
+            max_retry: Duration::from_secs(delivery.max_retry),
+            max_age: Duration::from_secs(delivery.max_age),
+            per_destination: delivery.per_destination,
+            max_connections: delivery.max_connections,
+            downgrade_memory: delivery.downgrade_memory,
+            tls_reports: delivery.tls_reports,
+            domains: self.delivery_overrides()?,
+            ..DeliverySettings::default()
+        })
+    }
+
+    fn delivery_extra_roots(&self) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+        match &self.delivery.extra_ca {
+            None => Ok(Vec::new()),
+            Some(path) => load_certificates(path, "[delivery] extra_ca"),
+        }
+    }
+
+    fn delivery_overrides(&self) -> anyhow::Result<HashMap<String, DomainOverride>> {
+        let mut overrides = HashMap::new();
+        for (name, domain) in &self.delivery.domains {
+            let key = name.trim().trim_end_matches('.').to_ascii_lowercase();
+            let table = format!("[delivery.domains.{name:?}]");
+            if key.is_empty() || key.contains(|c: char| c.is_whitespace() || c == '@') {
+                bail!(
+                    "{table}: {name:?} is not a domain name; write e.g. [delivery.domains.\"example.org\"]"
+                );
+            }
+            let pinned_ca = match &domain.pinned_ca {
+                None => None,
+                Some(path) => {
+                    let mut certificates = load_certificates(path, &format!("{table} pinned_ca"))?;
+                    if certificates.len() != 1 {
+                        bail!(
+                            "{table} pinned_ca = {}: holds {} certificates; pin exactly one CA certificate",
+                            path.display(),
+                            certificates.len()
+                        );
+                    }
+                    certificates.pop()
+                }
+            };
+            let pinned_spki_sha256 = domain
+                .pinned_spki
+                .as_deref()
+                .map(|spki| decode_spki_pin(spki).with_context(|| format!("{table} pinned_spki")))
+                .transpose()?;
+            let previous = overrides.insert(
+                key.clone(),
+                DomainOverride {
+                    require_verified_tls: domain.require_verified_tls,
+                    pinned_ca,
+                    pinned_spki_sha256,
+                    no_session_tickets: !domain.session_tickets,
+                },
+            );
+            if previous.is_some() {
+                bail!("[delivery.domains]: {key} is configured twice");
+            }
+        }
+        Ok(overrides)
     }
 
     /// The enabled listeners with their addresses.
@@ -386,6 +608,43 @@ impl ListenersConfig {
             ListenerName::Pop3s => self.pop3s.as_deref(),
         }
     }
+}
+
+/// Every certificate of a PEM file; none is an error, as is anything unreadable.
+fn load_certificates(path: &Path, key: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let pem = std::fs::read(path)
+        .with_context(|| format!("{key} = {}: cannot read the file", path.display()))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{key} = {}: not a PEM certificate file ({e})",
+                path.display()
+            )
+        })?;
+    if certificates.is_empty() {
+        bail!(
+            "{key} = {}: no \"BEGIN CERTIFICATE\" block in the file; give a PEM certificate file",
+            path.display()
+        );
+    }
+    Ok(certificates)
+}
+
+/// `pinned_spki`: base64 (standard alphabet, padded or not) of a SHA-256 digest, as
+/// `openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64` prints it.
+fn decode_spki_pin(text: &str) -> anyhow::Result<[u8; 32]> {
+    let text = text.trim();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text))
+        .map_err(|e| anyhow::anyhow!("{text:?} is not base64 ({e})"))?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+        anyhow::anyhow!(
+            "{text:?} decodes to {} bytes, not the 32 of a SHA-256 digest of the certificate's public key",
+            bytes.len()
+        )
+    })
 }
 
 fn system_hostname() -> String {
@@ -505,5 +764,192 @@ url = ""
         let config = Config::parse("[listeners]\nsmtp = \"25\"").unwrap();
         let err = format!("{:#}", config.listeners().unwrap_err());
         assert!(err.contains("[listeners] smtp"), "{err}");
+    }
+
+    #[test]
+    fn delivery_defaults_are_production_settings() {
+        let config = Config::parse("hostname = \"mail.example.test\"").unwrap();
+        config.validate().unwrap();
+        assert!(config.delivery.enabled);
+        let settings = config.delivery_settings().unwrap();
+        assert_eq!(settings.hostname, "mail.example.test");
+        assert_eq!(settings.port, 25);
+        assert_eq!(settings.mta_sts_port, 443);
+        assert_eq!(settings.first_retry, Duration::from_secs(300));
+        assert_eq!(settings.max_retry, Duration::from_secs(14_400));
+        assert_eq!(settings.max_age, Duration::from_secs(432_000));
+        assert_eq!(
+            (settings.per_destination, settings.max_connections),
+            (4, 64)
+        );
+        assert!(settings.downgrade_memory && settings.tls_reports);
+        assert!(settings.domains.is_empty());
+    }
+
+    #[test]
+    fn delivery_section_of_the_contract_parses() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let ca_pem = test_certificate_pem();
+        std::fs::write(&ca, &ca_pem).unwrap();
+        let spki = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let text = format!(
+            r#"
+[delivery]
+enabled = false
+port = 2525
+mta_sts_port = 8443
+extra_ca = "{ca}"
+first_retry = 1
+max_retry = 60
+max_age = 3600
+per_destination = 2
+max_connections = 8
+downgrade_memory = false
+tls_reports = false
+[delivery.domains."Example.ORG."]
+require_verified_tls = true
+pinned_ca = "{ca}"
+pinned_spki = "{spki}"
+session_tickets = false
+[delivery.domains."plain.example"]
+"#,
+            ca = ca.display()
+        );
+        let config = Config::parse(&text).unwrap();
+        config.validate().unwrap();
+        assert!(!config.delivery.enabled);
+        let settings = config.delivery_settings().unwrap();
+        assert_eq!((settings.port, settings.mta_sts_port), (2525, 8443));
+        assert_eq!(settings.first_retry, Duration::from_secs(1));
+        assert_eq!(settings.max_retry, Duration::from_secs(60));
+        assert_eq!(settings.max_age, Duration::from_secs(3600));
+        assert_eq!((settings.per_destination, settings.max_connections), (2, 8));
+        assert!(!settings.downgrade_memory && !settings.tls_reports);
+        let extra = CertificateDer::pem_slice_iter(ca_pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        assert!(
+            settings.roots.contains(&extra),
+            "extra_ca not among the roots"
+        );
+        let strict = &settings.domains["example.org"];
+        assert!(strict.require_verified_tls && strict.no_session_tickets);
+        assert_eq!(strict.pinned_ca.as_ref(), Some(&extra));
+        assert_eq!(strict.pinned_spki_sha256, Some([7u8; 32]));
+        assert_eq!(settings.domains["plain.example"], DomainOverride::default());
+    }
+
+    #[test]
+    fn delivery_empty_paths_read_as_unset() {
+        let config =
+            Config::parse("[delivery]\nextra_ca = \"\"\n[delivery.domains.\"a.example\"]\npinned_ca = \"\"\npinned_spki = \"\"")
+                .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.delivery.extra_ca, None);
+        let settings = config.delivery_settings().unwrap();
+        assert_eq!(settings.domains["a.example"], DomainOverride::default());
+    }
+
+    #[test]
+    fn delivery_zero_limits_say_what_to_set() {
+        for key in [
+            "per_destination",
+            "max_connections",
+            "first_retry",
+            "max_age",
+            "port",
+        ] {
+            let config = Config::parse(&format!("[delivery]\n{key} = 0")).unwrap();
+            let err = format!("{:#}", config.validate().unwrap_err());
+            assert!(
+                err.starts_with(&format!(
+                    "[delivery] {key} = 0: it must be at least 1, e.g. {key} = "
+                )),
+                "{err}"
+            );
+        }
+        let config = Config::parse("[delivery]\nfirst_retry = 600\nmax_retry = 60").unwrap();
+        let err = format!("{:#}", config.validate().unwrap_err());
+        assert!(
+            err.contains("max_retry = 60 is shorter than first_retry = 600"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn delivery_unknown_keys_are_errors_naming_them() {
+        let err = Config::parse("[delivery]\nretry = 5")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retry"), "{err}");
+        let err = Config::parse("[delivery.domains.\"a.example\"]\npinned = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pinned"), "{err}");
+    }
+
+    #[test]
+    fn delivery_pinned_spki_must_be_a_sha256_in_base64() {
+        let config =
+            Config::parse("[delivery.domains.\"a.example\"]\npinned_spki = \"AAAA\"").unwrap();
+        let err = format!("{:#}", config.validate().unwrap_err());
+        assert!(err.contains("pinned_spki"), "{err}");
+        assert!(err.contains("decodes to 3 bytes, not the 32"), "{err}");
+        let config =
+            Config::parse("[delivery.domains.\"a.example\"]\npinned_spki = \"not base64!\"")
+                .unwrap();
+        let err = format!("{:#}", config.validate().unwrap_err());
+        assert!(err.contains("is not base64"), "{err}");
+        let unpadded = base64::engine::general_purpose::STANDARD_NO_PAD.encode([1u8; 32]);
+        let config = Config::parse(&format!(
+            "[delivery.domains.\"a.example\"]\npinned_spki = \"{unpadded}\""
+        ))
+        .unwrap();
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn delivery_ca_files_must_hold_pem_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let config =
+            Config::parse(&format!("[delivery]\nextra_ca = \"{}\"", missing.display())).unwrap();
+        let err = format!("{:#}", config.validate().unwrap_err());
+        assert!(
+            err.contains("[delivery] extra_ca") && err.contains("cannot read"),
+            "{err}"
+        );
+
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "just text\n").unwrap();
+        let config =
+            Config::parse(&format!("[delivery]\nextra_ca = \"{}\"", garbage.display())).unwrap();
+        let err = format!("{:#}", config.validate().unwrap_err());
+        assert!(err.contains("no \"BEGIN CERTIFICATE\" block"), "{err}");
+
+        let two = dir.path().join("two.pem");
+        std::fs::write(&two, test_certificate_pem().repeat(2)).unwrap();
+        let config = Config::parse(&format!(
+            "[delivery.domains.\"a.example\"]\npinned_ca = \"{}\"",
+            two.display()
+        ))
+        .unwrap();
+        let err = format!("{:#}", config.validate().unwrap_err());
+        assert!(
+            err.contains("pinned_ca") && err.contains("holds 2 certificates"),
+            "{err}"
+        );
+    }
+
+    /// A self-signed certificate (any will do: only its PEM framing is read here).
+    fn test_certificate_pem() -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        rcgen::CertificateParams::new(vec!["ca.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem()
     }
 }

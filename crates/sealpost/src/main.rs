@@ -11,6 +11,7 @@ mod listener;
 mod mail;
 mod queue;
 mod serve;
+mod tls_memory;
 
 use std::path::PathBuf;
 
@@ -65,17 +66,16 @@ enum Command {
     },
     /// Inspect a mail server's (or a domain's) TLS and DNS posture and grade it.
     Check(check::CheckArgs),
-    /// Inspect the outbound queue.
+    /// Inspect the outbound queue, retry or drop an entry.
     Queue {
         #[command(subcommand)]
-        command: QueueCommand,
+        command: queue::QueueCommand,
     },
-}
-
-#[derive(Subcommand)]
-enum QueueCommand {
-    /// One line per entry: id, sender, recipients, size.
-    List,
+    /// The domains that showed verified TLS and now require it (downgrade memory).
+    TlsMemory {
+        #[command(subcommand)]
+        command: tls_memory::TlsMemoryCommand,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -105,9 +105,8 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Command::Dns { domain } => dns_records::print(&domain, &config),
             Command::Dmarc { command } => dmarc::run(command, &config).await,
             Command::Check(args) => check::run(args, &config).await,
-            Command::Queue {
-                command: QueueCommand::List,
-            } => queue::list(&config).await,
+            Command::Queue { command } => queue::run(command, &config).await,
+            Command::TlsMemory { command } => tls_memory::run(command, &config).await,
         }
     })
 }

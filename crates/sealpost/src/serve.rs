@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sealpost_delivery::policy::PolicyEngine;
+use sealpost_delivery::{DeliverySettings, QueueWorker};
 use sealpost_dns::Resolver;
 use sealpost_imap::ImapService;
 use sealpost_imap::registry::SessionRegistry;
@@ -18,6 +20,7 @@ use sealpost_tls::{AppProtocol, TlsAcceptor, TlsServer, TlsSettings};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::account::open_store;
@@ -54,6 +57,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             resolver,
         ));
     }
+
+    let delivery = delivery(&config)?;
 
     tls.watch();
     // 143 and 993 count an account's sessions together.
@@ -103,6 +108,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             listener.run(limits.clone(), shutdown_rx.clone()),
         ));
     }
+    let worker =
+        delivery.map(|delivery| delivery.start(&store, &mailauth.signer, shutdown_rx.clone()));
 
     let signal_name = stop.wait().await;
     info!(
@@ -115,13 +122,105 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let grace = Duration::from_secs(config.limits.shutdown_grace);
     match tokio::time::timeout(grace, limits.total.acquire_many(limits.max_total)).await {
-        Ok(_) => info!("stopped"),
+        Ok(_) => {}
         Err(_) => warn!(
             grace_secs = grace.as_secs(),
             "sessions still open after the grace period; stopping anyway (nothing they sent was acknowledged)"
         ),
     }
+    // The worker stopped taking new messages at the signal, with the listeners; this
+    // waits for the attempts it was writing back (bounded by its own grace).
+    if let Some(worker) = worker
+        && tokio::time::timeout(grace, worker).await.is_err()
+    {
+        warn!(
+            "the queue worker did not stop in time; entries it held are retried after their lease"
+        );
+    }
+    info!("stopped");
     Ok(())
+}
+
+/// Outbound delivery as `[delivery]` sets it up: loaded before any listener binds, so a
+/// bad CA file stops the server at once; started with the listeners.
+struct Delivery {
+    settings: Arc<DeliverySettings>,
+    resolver: Resolver,
+}
+
+fn delivery(config: &Config) -> anyhow::Result<Option<Delivery>> {
+    if !config.delivery.enabled {
+        info!("[delivery] enabled = false: mail for other domains stays in the queue");
+        return Ok(None);
+    }
+    let settings = Arc::new(config.delivery_settings()?);
+    let resolver = Resolver::new(&config.resolver_settings()?).context(
+        "cannot set up the DNS resolver for delivery: check /etc/resolv.conf or set [dns] nameservers = [\"127.0.0.1:53\"]",
+    )?;
+    Ok(Some(Delivery { settings, resolver }))
+}
+
+impl Delivery {
+    fn start(
+        self,
+        store: &Arc<dyn Store>,
+        signer: &Arc<DkimSigner>,
+        shutdown: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        let engine = PolicyEngine::new(self.settings.clone(), self.resolver.clone(), store.clone());
+        info!(
+            port = self.settings.port,
+            per_destination = self.settings.per_destination,
+            max_connections = self.settings.max_connections,
+            "delivering the outbound queue"
+        );
+        if self.settings.tls_reports {
+            tokio::spawn(send_tls_reports(
+                store.clone(),
+                self.resolver,
+                signer.clone(),
+                self.settings.clone(),
+            ));
+        }
+        // The embedded store (the only one so far) is opened by this one server, so
+        // leases found at start were left by a crash.
+        QueueWorker::new(store.clone(), engine, self.settings)
+            .sole_worker(true)
+            .spawn(shutdown)
+    }
+}
+
+/// Queues the TLS-RPT reports (RFC 8460) of the days that have ended: at start, then
+/// just after each UTC midnight. A day once reported is never reported again; a failure
+/// never touches mail and the next run tries again.
+async fn send_tls_reports(
+    store: Arc<dyn Store>,
+    resolver: Resolver,
+    signer: Arc<DkimSigner>,
+    settings: Arc<DeliverySettings>,
+) {
+    const DAY: i64 = 86_400;
+    // Past midnight, so sessions that ended just before it are in the store.
+    const AFTER_MIDNIGHT: i64 = 300;
+    loop {
+        let now = time::OffsetDateTime::now_utc();
+        match sealpost_delivery::tlsrpt::send_reports(
+            store.as_ref(),
+            &resolver,
+            Some(&signer),
+            &settings,
+            now,
+        )
+        .await
+        {
+            Ok(sent) if !sent.is_empty() => info!(reports = sent.len(), "queued TLS-RPT reports"),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "TLS-RPT reports not queued; next try after midnight"),
+        }
+        let unix = now.unix_timestamp();
+        let next = unix.div_euclid(DAY) * DAY + DAY + AFTER_MIDNIGHT;
+        tokio::time::sleep(Duration::from_secs((next - unix).max(60) as u64)).await;
+    }
 }
 
 fn tls_settings(config: &Config) -> TlsSettings {
