@@ -28,6 +28,7 @@ Recipient domains, by what they exercise:
     nullmx.test           MX 0 . (RFC 7505)
     dane-good.test        DNSSEC-signed; MX with TLSA 3 1 1 of the receiver's certificate
     dane-bad.test         DNSSEC-signed; MX with a TLSA record that matches nothing
+    dane-bogus.test       DNSSEC-signed; the MX's TLSA record has a signature that fails
 """
 
 import asyncio
@@ -76,9 +77,11 @@ RECEIVER_PASSWORD = "receiver-secret-1"
 # Local at the receiving sealpost, each with bob@ (and a few more accounts below).
 SEALPOST_DOMAINS = ("plain.test", "strip-sts.test", "strip-none.test", "mismatch-sts.test",
                     "mismatch-testing.test", "memory.test", "flaky.test", "dane-good.test",
-                    "dane-bad.test")
+                    "dane-bad.test", "dane-bogus.test")
 EXTRA_ACCOUNTS = ("bulk@plain.test", "exact@plain.test", "tlsrpt@plain.test", "dsn@plain.test")
-SIGNED_DOMAINS = ("dane-good.test", "dane-bad.test")
+SIGNED_DOMAINS = ("dane-good.test", "dane-bad.test", "dane-bogus.test")
+# Signatures that do not verify: a secure MX whose TLSA answer is bogus.
+BOGUS_NAMES = ("_25._tcp.mx.dane-bogus.test",)
 POSTFIX_DOMAIN = "pfx.test"
 POSTFIX_USERS = ("bob", "bulk")
 
@@ -135,7 +138,7 @@ def to_toml(config: dict, prefix=()) -> str:
 # ---------------------------------------------------------------- sealpost instances
 
 DELIVERY_LINE = re.compile(r"delivery (delivered|deferred|bounced) id=")
-LINE_KEYS = ("id", "domain", "mx", "ip", "tls", "cipher", "policy", "verified", "reason", "reply")
+LINE_KEYS = ("id", "domain", "mx", "ip", "tls", "cipher", "policy", "verified", "check", "reason", "reply")
 
 
 def parse_delivery_line(line: str) -> dict:
@@ -154,6 +157,9 @@ def parse_delivery_line(line: str) -> dict:
         if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
             value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
         fields[mark.group(1)] = value
+    # One token either way: `mta-sts enforce` (PolicyKind::as_str) is logged `mta-sts-enforce`.
+    if "policy" in fields:
+        fields["policy"] = fields["policy"].replace(" ", "-")
     return fields
 
 
@@ -207,6 +213,23 @@ class DeliveryServer(Server):
                             f"delivery lines: {[l['line'] for l in self.delivery_lines()]}\n"
                             f"log:\n{self.log_text()[-6000:]}")
             time.sleep(0.1)
+
+    def start_at_offset(self, offset: str):
+        """Starts `serve` with its clock moved by `offset` (libfaketime, e.g. "+1d"): how a
+        test reaches the end of a UTC day (TLS-RPT reports cover whole days)."""
+        library = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))), None)
+        if library is None:
+            pytest.fail("libfaketime is not installed: apt-get install faketime")
+        saved = {k: os.environ.get(k) for k in ("LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC")}
+        os.environ.update(LD_PRELOAD=str(library), FAKETIME=offset, FAKETIME_DONT_FAKE_MONOTONIC="1")
+        try:
+            return self.start()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
     def queue_json(self):
         import json
@@ -290,6 +313,7 @@ class SmtpProxy:
         self.fail_data = fail_data
         self.sessions = 0
         self.events = []
+        self.open_writers = set()
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
@@ -319,6 +343,19 @@ class SmtpProxy:
         self.loop.call_soon_threadsafe(close)
         self.thread.join(10)
 
+    def set_mode(self, mode):
+        """Switches the mode for new sessions and cuts the open ones, so a client's cached
+        connection cannot carry on past the switch (as an attacker would start: by
+        breaking the connection in place)."""
+        self.mode = mode
+
+        def cut():
+            for writer in list(self.open_writers):
+                writer.transport.abort()
+            self.open_writers.clear()
+        self.loop.call_soon_threadsafe(cut)
+        time.sleep(0.1)
+
     async def _session(self, client_r, client_w):
         self.sessions += 1
         number = self.sessions
@@ -328,6 +365,7 @@ class SmtpProxy:
             self.events.append((number, f"upstream unreachable: {error}"))
             client_w.close()
             return
+        self.open_writers.update((client_w, up_w))
         if self.mode == "relay":
             self.events.append((number, "relay"))
             await asyncio.gather(self._pipe(client_r, up_w), self._pipe(up_r, client_w),
@@ -455,6 +493,7 @@ class PostfixMx:
                       f"smtpd_tls_chain_files = {tls_key}, {tls_cert}",
                       "smtpd_tls_cert_file =", "smtpd_tls_key_file =",
                       "smtpd_tls_protocols = >=TLSv1.2", "smtpd_tls_loglevel = 1",
+                      "smtpd_tls_received_header = yes",
                       "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination",
                       f"virtual_mailbox_domains = {domain}",
                       f"virtual_mailbox_base = {self.mail}",
@@ -550,24 +589,16 @@ def delivery_zones(tlsa_hex: str) -> dict:
                            f"_25._tcp.mx TLSA 3 1 1 {tlsa_hex}\n"),
         "dane-bad.test": (f"@ MX 10 mx.dane-bad.test.\nmx A {RECEIVER_IP}\n"
                           f"_25._tcp.mx TLSA 3 1 1 {'00' * 32}\n"),
+        "dane-bogus.test": (f"@ MX 10 mx.dane-bogus.test.\nmx A {RECEIVER_IP}\n"
+                            f"_25._tcp.mx TLSA 3 1 1 {tlsa_hex}\n"),
     }
     return zones
 
 
-def start_testdns(zones, signed=()):
-    """sealpost-testdns with `zones`, the ones named in `signed` DNSSEC-signed when this
-    tree's tests/testdns.py can sign (returns (dns, trust_anchor path or None))."""
-    import inspect
-    params = inspect.signature(TestDns.__init__).parameters
-    if signed and "signed" in params:
-        dns = TestDns(zones, signed=list(signed))
-        return dns, getattr(dns, "trust_anchor", None)
-    return TestDns(zones), None
-
-
-def dnssec_available() -> bool:
-    import inspect
-    return "signed" in inspect.signature(TestDns.__init__).parameters
+def start_testdns(zones):
+    """sealpost-testdns with `zones`, SIGNED_DOMAINS signed (the root too), BOGUS_NAMES with
+    signatures that fail; `dns.trust_anchor` is the root key for `[dns] trust_anchor`."""
+    return TestDns(zones, signed=SIGNED_DOMAINS, bogus=BOGUS_NAMES)
 
 
 # ---------------------------------------------------------------- clients
@@ -665,7 +696,7 @@ class World:
         self.ca = CA(root / "ca", name="sealpost delivery test CA")
         self.receiver_cert, self.receiver_key = self.ca.issue(
             "receiver", dns=[RECEIVER_MX, "mitm.receiver.test", "memory.receiver.test",
-                             "flaky.receiver.test"])
+                             "flaky.receiver.test"], ips=[RECEIVER_IP])
         self.postfix_cert, self.postfix_key = self.ca.issue("postfix", dns=[POSTFIX_MX])
         self.sts_cert, self.sts_key = self.ca.issue("mta-sts", dns=[f"mta-sts.{d}" for d in STS_POLICIES])
         self.tlsa = spki_sha256(self.receiver_cert)
@@ -677,7 +708,8 @@ class World:
             raise
 
     def _start(self):
-        self.dns, self.trust_anchor = start_testdns(delivery_zones(self.tlsa), signed=SIGNED_DOMAINS)
+        self.dns = start_testdns(delivery_zones(self.tlsa))
+        self.trust_anchor = self.dns.trust_anchor
         self.stops.append(self.dns.stop)
         self.sts = MtaStsServer(STS_IP, self.sts_cert, self.sts_key, STS_POLICIES)
         self.stops.append(self.sts.stop)
