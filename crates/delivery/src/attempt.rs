@@ -129,10 +129,7 @@ impl EntryAttempt {
             self.bounce(store, settings, &failed, now).await?;
         }
         let next_attempt = match schedule {
-            Schedule::Backoff => {
-                let attempts = self.entry.attempts.saturating_add(1);
-                now_unix.saturating_add(retry_delay(settings, attempts).as_secs() as i64)
-            }
+            Schedule::Backoff => next_attempt(settings, &self.entry, now_unix),
             Schedule::AtOnce => now_unix,
         };
         store
@@ -191,6 +188,17 @@ impl EntryAttempt {
         }
         Ok(())
     }
+}
+
+/// After the backoff for this attempt, but no later than the entry's expiry: the last
+/// try is made when `max_age` is reached, not up to `max_retry` after it.
+fn next_attempt(settings: &DeliverySettings, entry: &QueueEntry, now: i64) -> i64 {
+    let attempts = entry.attempts.saturating_add(1);
+    let backoff = now.saturating_add(retry_delay(settings, attempts).as_secs() as i64);
+    let expiry = entry
+        .created
+        .saturating_add(settings.max_age.as_secs() as i64);
+    backoff.min(expiry).max(now)
 }
 
 /// An entry queued `max_age` ago or longer: its deferred recipients fail now, keeping
@@ -376,6 +384,32 @@ mod tests {
             "gave up after 5 days: 451 4.3.0 later"
         );
         assert_eq!(outcomes[1].1.verdict, Verdict::Delivered);
+    }
+
+    #[test]
+    fn the_last_retry_falls_on_the_expiry_not_after_it() {
+        let settings = settings();
+        let max_age = settings.max_age.as_secs() as i64;
+        let entry = QueueEntry {
+            id: 1,
+            sender: String::new(),
+            recipients: Vec::new(),
+            size: 1,
+            created: 0,
+            next_attempt: 0,
+            attempts: 20,
+            require_tls: false,
+            policy: None,
+        };
+        // Early on: the backoff (capped at max_retry, 4 hours).
+        assert_eq!(next_attempt(&settings, &entry, 1000), 1000 + 4 * 3600);
+        // An hour before the expiry: at the expiry.
+        assert_eq!(next_attempt(&settings, &entry, max_age - 3600), max_age);
+        let first = QueueEntry {
+            attempts: 0,
+            ..entry
+        };
+        assert_eq!(next_attempt(&settings, &first, 10), 10 + 300);
     }
 
     #[test]

@@ -455,7 +455,11 @@ impl Courier {
     /// 5.7.30 when each one lacked REQUIRETLS (RFC 8689 §4.2.1).
     fn settle_unreachable(&self, parcel: Parcel, route: &Route, failures: &[HostFailure]) {
         let reasons: Vec<&str> = failures.iter().map(|f| f.reason.as_str()).collect();
-        let reason = reasons.join("; ");
+        let reason = if reasons.is_empty() {
+            format!("no host of {} to try", route.domain)
+        } else {
+            reasons.join("; ")
+        };
         let requiretls_unmet =
             !failures.is_empty() && failures.iter().all(|f| f.requiretls_missing);
         let last = failures.last();

@@ -179,6 +179,11 @@ impl Sender {
     }
 
     async fn submit(&self, recipients: &[&str], subject: &str) {
+        self.submit_with(recipients, subject, false).await;
+    }
+
+    /// `require_tls`: as if submitted with `MAIL FROM:<..> REQUIRETLS` (RFC 8689).
+    async fn submit_with(&self, recipients: &[&str], subject: &str, require_tls: bool) {
         let raw = format!(
             "From: {SENDER}\r\nTo: {}\r\nSubject: {subject}\r\nMessage-ID: <{subject}@example.test>\r\n\r\nHello.\r\n",
             recipients.join(", ")
@@ -191,7 +196,7 @@ impl Sender {
                 outbound: Some(Outbound {
                     sender: SENDER.into(),
                     recipients: recipients.iter().map(|r| r.to_string()).collect(),
-                    require_tls: false,
+                    require_tls,
                 }),
             })
             .await
@@ -393,4 +398,50 @@ async fn shutdown_gives_unattempted_entries_back_due_and_unleased() {
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1, "the entry is still leased after shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requiretls_message_to_a_dnssec_signed_domain_goes_over_verified_tls() {
+    let receiver = Receiver::start(&["bob@example.org"]).await;
+    let zone = Zone::parse("example.org", "@ MX 10 mx.example.org.\nmx A 127.0.0.1\n")
+        .unwrap()
+        .signed();
+    let dns = TestDns::builder().zone(zone);
+    let sender = Sender::start(dns, receiver.port, vec![receiver.ca.clone()], 4).await;
+    sender
+        .submit_with(&["bob@example.org"], "required", true)
+        .await;
+    eventually("bob has the message", || async {
+        receiver.inbox("bob@example.org").await.len() == 1
+    })
+    .await;
+    eventually("the queue is empty", || async {
+        sender.store.queue_entries().await.unwrap().is_empty()
+    })
+    .await;
+    sender.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requiretls_message_to_an_unsigned_domain_bounces_with_5_7_30() {
+    let receiver = Receiver::start(&["bob@example.org"]).await;
+    let sender = Sender::start(example_org(), receiver.port, vec![receiver.ca.clone()], 4).await;
+    sender.store.add_domain("example.test").await.unwrap();
+    sender
+        .submit_with(&["bob@example.org"], "unmet", true)
+        .await;
+    eventually("the DSN arrived", || async {
+        inbox(&sender.store, SENDER).await.len() == 1
+    })
+    .await;
+    let dsn = String::from_utf8(inbox(&sender.store, SENDER).await.remove(0)).unwrap();
+    assert!(dsn.contains("Status: 5.7.30\r\n"), "{dsn}");
+    assert!(dsn.contains("REQUIRETLS"), "{dsn}");
+    assert!(receiver.inbox("bob@example.org").await.is_empty());
+    assert_eq!(
+        receiver.connections.load(Ordering::SeqCst),
+        0,
+        "nothing was sent"
+    );
+    sender.stop().await;
 }

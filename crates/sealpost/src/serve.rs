@@ -146,6 +146,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 struct Delivery {
     settings: Arc<DeliverySettings>,
     resolver: Resolver,
+    /// The embedded store is this server's alone, so a lease found at start was left by
+    /// a crash; a shared PostgreSQL store's leases may be other nodes' and are honoured.
+    sole_worker: bool,
 }
 
 fn delivery(config: &Config) -> anyhow::Result<Option<Delivery>> {
@@ -157,7 +160,11 @@ fn delivery(config: &Config) -> anyhow::Result<Option<Delivery>> {
     let resolver = Resolver::new(&config.resolver_settings()?).context(
         "cannot set up the DNS resolver for delivery: check /etc/resolv.conf or set [dns] nameservers = [\"127.0.0.1:53\"]",
     )?;
-    Ok(Some(Delivery { settings, resolver }))
+    Ok(Some(Delivery {
+        settings,
+        resolver,
+        sole_worker: config.store.url.trim().is_empty(),
+    }))
 }
 
 impl Delivery {
@@ -182,10 +189,8 @@ impl Delivery {
                 self.settings.clone(),
             ));
         }
-        // The embedded store (the only one so far) is opened by this one server, so
-        // leases found at start were left by a crash.
         QueueWorker::new(store.clone(), engine, self.settings)
-            .sole_worker(true)
+            .sole_worker(self.sole_worker)
             .spawn(shutdown)
     }
 }
