@@ -13,7 +13,9 @@
 use mail_auth::common::crypto::Algorithm;
 use mail_auth::common::headers::Writer;
 use mail_auth::dkim::{DkimError, Signature};
-use mail_auth::{AuthenticatedMessage, DkimOutput, Error, MessageAuthenticator};
+use mail_auth::{AuthenticatedMessage, DkimOutput, Error, MessageAuthenticator, Parameters};
+
+use super::cache::TxtCache;
 
 /// The DKIM results of RFC 8601 §2.7.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,9 +62,12 @@ pub struct DkimCheck {
 /// with our rules applied (only our passes stay passes).
 pub(crate) async fn verify<'x>(
     authenticator: &MessageAuthenticator,
+    keys: &'x TxtCache,
     message: &'x AuthenticatedMessage<'x>,
 ) -> (Vec<DkimCheck>, Vec<DkimOutput<'x>>) {
-    let outputs = authenticator.verify_dkim(message).await;
+    let outputs = authenticator
+        .verify_dkim(Parameters::new(message).with_txt_cache(keys))
+        .await;
     let mut checks = Vec::with_capacity(outputs.len());
     let mut for_dmarc = Vec::with_capacity(outputs.len());
     for output in outputs {

@@ -14,13 +14,16 @@
 //!   escaped that way and still does not punish domains without a policy.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use mail_auth::common::parse::TxtRecordParser;
 use mail_auth::dmarc::verify::DmarcParameters;
-use mail_auth::dmarc::{Alignment, Dmarc, Policy};
-use mail_auth::{AuthenticatedMessage, DkimOutput, MessageAuthenticator, SpfOutput};
+use mail_auth::dmarc::{Alignment, Dmarc, Policy, Psd};
+use mail_auth::{
+    AuthenticatedMessage, DkimOutput, DnsError, Error, MessageAuthenticator, Parameters, SpfOutput,
+};
 use sealpost_dns::Resolver;
 
+use super::cache::TxtCache;
 use super::dkim::DkimCheck;
 use super::spf::SpfCheck;
 
@@ -119,6 +122,9 @@ pub(crate) struct DmarcCheck {
 }
 
 pub(crate) struct DmarcInput<'a, 'x> {
+    pub resolver: &'a Resolver,
+    /// Parsed `_dmarc` records and the names without one.
+    pub records: &'a TxtCache,
     pub message: &'a AuthenticatedMessage<'x>,
     pub dkim: &'a [DkimOutput<'x>],
     /// The SPF result DMARC uses: MAIL FROM's (HELO's for `<>`).
@@ -128,7 +134,6 @@ pub(crate) struct DmarcInput<'a, 'x> {
 /// One verdict per distinct From domain (see the module comment for zero and several).
 pub(crate) async fn evaluate(
     authenticator: &MessageAuthenticator,
-    resolver: &Resolver,
     input: DmarcInput<'_, '_>,
 ) -> Vec<DmarcCheck> {
     let mut domains: Vec<(String, &str)> = Vec::new();
@@ -153,34 +158,15 @@ pub(crate) async fn evaluate(
             reason: Some("no RFC5322.From domain".into()),
         }],
         [(domain, _)] => {
-            vec![
-                evaluate_one(
-                    authenticator,
-                    resolver,
-                    &input,
-                    input.message,
-                    &spf_output,
-                    domain,
-                )
-                .await,
-            ]
+            vec![evaluate_one(authenticator, &input, input.message, &spf_output, domain).await]
         }
         several => {
             let mut checks = Vec::with_capacity(several.len());
             for (domain, address) in several {
                 let mut single = input.message.clone();
                 single.from = vec![address.to_string()];
-                checks.push(
-                    evaluate_one(
-                        authenticator,
-                        resolver,
-                        &input,
-                        &single,
-                        &spf_output,
-                        domain,
-                    )
-                    .await,
-                );
+                checks
+                    .push(evaluate_one(authenticator, &input, &single, &spf_output, domain).await);
             }
             checks
         }
@@ -189,19 +175,24 @@ pub(crate) async fn evaluate(
 
 async fn evaluate_one(
     authenticator: &MessageAuthenticator,
-    resolver: &Resolver,
     input: &DmarcInput<'_, '_>,
     message: &AuthenticatedMessage<'_>,
     spf_output: &SpfOutput,
     from_domain: &str,
 ) -> DmarcCheck {
+    // Our walk first: it tells where the applied record was published, and leaves every
+    // answer of the walk, found or not, where mail-auth's walk finds it.
+    let walk = tree_walk(input.records, input.resolver, from_domain).await;
     let output = authenticator
-        .verify_dmarc(DmarcParameters::new(
-            message,
-            input.dkim,
-            &input.spf.domain,
-            spf_output,
-        ))
+        .verify_dmarc(
+            Parameters::new(DmarcParameters::new(
+                message,
+                input.dkim,
+                &input.spf.domain,
+                spf_output,
+            ))
+            .with_txt_cache(input.records),
+        )
         .await;
     let (result, reason) = match output.result() {
         mail_auth::DmarcResult::Pass => (DmarcResult::Pass, None),
@@ -214,13 +205,9 @@ async fn evaluate_one(
             (DmarcResult::PermError, Some(error.to_string()))
         }
     };
-    let published = match output.dmarc_record() {
-        Some(record) => Some(published(
-            record,
-            policy_domain(resolver, from_domain).await,
-        )),
-        None => None,
-    };
+    let published = output
+        .dmarc_record_cloned()
+        .map(|record| published(&record, policy_domain(&walk, &record, from_domain)));
     DmarcCheck {
         from_domain: from_domain.to_string(),
         result,
@@ -245,22 +232,50 @@ fn published(record: &Dmarc, domain: String) -> PublishedPolicy {
     }
 }
 
-/// The name whose `_dmarc` record applies, found by the tree walk's order (RFC 9989
-/// §4.10): the author domain, then at most 7 labels, then one label fewer at a time. The
-/// walk was just made by mail-auth, so these answers come from the resolver's cache.
-async fn policy_domain(resolver: &Resolver, from_domain: &str) -> String {
-    let labels: Vec<&str> = from_domain.split('.').filter(|l| !l.is_empty()).collect();
+/// The DMARC records of the DNS tree walk (RFC 9989 §4.10) from `from_domain`: the
+/// author domain, then at most 7 labels, then one label fewer at a time, until a record
+/// with `psd=y` or `psd=n`; with the names they were found at. A failed lookup ends the
+/// walk (mail-auth's, which decides, meets the same failure).
+async fn tree_walk(
+    records: &TxtCache,
+    resolver: &Resolver,
+    from_domain: &str,
+) -> Vec<(String, Arc<Dmarc>)> {
+    let domain = mail_auth::common::to_a_label(from_domain);
+    let labels: Vec<&str> = domain.split('.').filter(|l| !l.is_empty()).collect();
+    let mut found = Vec::new();
+    if labels.len() < 2 {
+        return found;
+    }
     let mut count = labels.len();
     while count >= 1 {
         let name = labels[labels.len() - count..].join(".");
-        if let Ok(records) = resolver.txt(&format!("_dmarc.{name}")).await
-            && records.iter().any(|txt| Dmarc::parse(txt).is_ok())
+        match records
+            .record::<Dmarc>(resolver, &format!("_dmarc.{name}."))
+            .await
         {
-            return name;
+            Ok(record) => {
+                let stop = matches!(record.psd, Psd::Yes | Psd::No);
+                found.push((name, record));
+                if stop {
+                    break;
+                }
+            }
+            Err(Error::Dns(DnsError::RecordNotFound(_) | DnsError::InvalidRecordType)) => {}
+            Err(_) => break,
         }
         count = if count >= 8 { 7 } else { count - 1 };
     }
-    from_domain.to_string()
+    found
+}
+
+/// Where the record that was applied is published: the walk's entry holding that very
+/// record (both come from one cache), else one with the same content.
+fn policy_domain(walk: &[(String, Arc<Dmarc>)], applied: &Arc<Dmarc>, from_domain: &str) -> String {
+    walk.iter()
+        .find(|(_, record)| Arc::ptr_eq(record, applied))
+        .or_else(|| walk.iter().find(|(_, record)| **record == **applied))
+        .map_or_else(|| from_domain.to_string(), |(name, _)| name.clone())
 }
 
 /// The outcome to keep for reports, for a check whose domain publishes a policy.

@@ -7,6 +7,7 @@
 //! A DMARC evaluation stopped by a DNS failure is a temporary failure for the sender
 //! to retry, never a pass. All DNS goes through `sealpost-dns`.
 
+mod cache;
 mod dkim;
 mod dmarc;
 mod results;
@@ -17,16 +18,18 @@ mod testing;
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use mail_auth::{AuthenticatedMessage, MessageAuthenticator};
+use mail_auth::{AuthenticatedMessage, MessageAuthenticator, Parameters};
 use sealpost_dns::Resolver;
-use tracing::info;
+use tracing::{Level, debug, info};
 
 pub use dkim::{DkimCheck, DkimResult};
 pub use dmarc::{DmarcOutcome, DmarcPolicy, DmarcResult, PublishedPolicy};
 pub use spf::{SpfCheck, SpfResult};
 
+use crate::inbound::cache::TxtCache;
 use crate::inbound::dmarc::{DmarcCheck, DmarcInput};
 use crate::inbound::results::ResultsHeader;
+use crate::inbound::spf::SpfRecords;
 
 /// What to do with the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +70,10 @@ pub struct InboundVerdict {
 pub struct InboundVerifier {
     resolver: Resolver,
     authenticator: MessageAuthenticator,
+    /// DKIM keys, DMARC and ARC records, parsed, for their TTL.
+    records: TxtCache,
+    /// SPF records, checked and parsed, for their TTL.
+    spf_records: SpfRecords,
     /// Our hostname, the authserv-id of our Authentication-Results.
     hostname: String,
     enforce: bool,
@@ -77,6 +84,8 @@ impl InboundVerifier {
     pub fn new(resolver: Resolver, hostname: impl Into<String>) -> Self {
         Self {
             authenticator: MessageAuthenticator(resolver.hickory().clone()),
+            records: TxtCache::new(),
+            spf_records: SpfRecords::new(),
             resolver,
             hostname: hostname.into(),
             enforce: true,
@@ -132,17 +141,25 @@ impl InboundVerifier {
         let empty = AuthenticatedMessage::default();
         let parsed = parsed.as_ref().unwrap_or(&empty);
 
-        let spf_verifier = spf::SpfVerifier::new(&self.resolver, peer, helo, &self.hostname);
+        let spf_verifier = spf::SpfVerifier::new(
+            &self.resolver,
+            &self.spf_records,
+            peer,
+            helo,
+            &self.hostname,
+        );
         let (spf_helo, spf, (dkim, dkim_outputs), arc) = tokio::join!(
             spf_verifier.check_helo(),
             spf_verifier.check_mail_from(mail_from),
-            dkim::verify(&self.authenticator, parsed),
-            self.authenticator.verify_arc(parsed),
+            dkim::verify(&self.authenticator, &self.records, parsed),
+            self.authenticator
+                .verify_arc(Parameters::new(parsed).with_txt_cache(&self.records)),
         );
         let dmarc_checks = dmarc::evaluate(
             &self.authenticator,
-            &self.resolver,
             DmarcInput {
+                resolver: &self.resolver,
+                records: &self.records,
                 message: parsed,
                 dkim: &dkim_outputs,
                 spf: &spf,
@@ -222,24 +239,7 @@ impl InboundVerifier {
         );
         let header = header.finish();
 
-        let dmarc_summary: Vec<String> = dmarc_checks
-            .iter()
-            .map(|check| match &check.reason {
-                Some(reason) => {
-                    format!("{}:{} ({reason})", check.from_domain, check.result.as_str())
-                }
-                None => format!("{}:{}", check.from_domain, check.result.as_str()),
-            })
-            .collect();
-        let dkim_summary: Vec<&str> = dkim.iter().map(|check| check.result.as_str()).collect();
-        info!(
-            %peer,
-            spf = spf.result.as_str(),
-            dkim = %dkim_summary.join(","),
-            dmarc = %dmarc_summary.join(","),
-            action = ?action,
-            "mail authenticated"
-        );
+        log_verdict(peer, &action, &spf, &dkim, &dmarc_checks);
         InboundVerdict {
             header,
             action,
@@ -266,6 +266,53 @@ impl InboundVerifier {
             (DmarcResult::Fail, DmarcPolicy::Quarantine) => PolicyAction::Quarantine,
             _ => PolicyAction::Accept,
         }
+    }
+}
+
+/// One line per message: at info for a verdict that changes what happens to the message
+/// or is a DMARC failure, at debug for the rest (passes, and domains without a policy),
+/// which are most mail and would make the log the busiest part of intake.
+fn log_verdict(
+    peer: IpAddr,
+    action: &PolicyAction,
+    spf: &SpfCheck,
+    dkim: &[DkimCheck],
+    dmarc_checks: &[DmarcCheck],
+) {
+    let noteworthy = *action != PolicyAction::Accept
+        || dmarc_checks.iter().any(|check| {
+            matches!(
+                check.result,
+                DmarcResult::Fail | DmarcResult::TempError | DmarcResult::PermError
+            )
+        });
+    if !noteworthy && !tracing::enabled!(Level::DEBUG) {
+        return;
+    }
+    let dmarc_summary: Vec<String> = dmarc_checks
+        .iter()
+        .map(|check| match &check.reason {
+            Some(reason) => format!("{}:{} ({reason})", check.from_domain, check.result.as_str()),
+            None => format!("{}:{}", check.from_domain, check.result.as_str()),
+        })
+        .collect();
+    let dkim_summary: Vec<&str> = dkim.iter().map(|check| check.result.as_str()).collect();
+    macro_rules! verdict {
+        ($level:ident) => {
+            $level!(
+                %peer,
+                spf = spf.result.as_str(),
+                dkim = %dkim_summary.join(","),
+                dmarc = %dmarc_summary.join(","),
+                action = ?action,
+                "mail authenticated"
+            )
+        };
+    }
+    if noteworthy {
+        verdict!(info);
+    } else {
+        verdict!(debug);
     }
 }
 
@@ -307,5 +354,7 @@ fn arc_result(result: &mail_auth::DkimResult) -> (&'static str, Option<String>) 
     }
 }
 
+#[cfg(test)]
+mod cost_tests;
 #[cfg(test)]
 mod tests;

@@ -6,14 +6,21 @@
 //! 10 terms that cause DNS lookups, 2 void lookups (NXDOMAIN or NODATA answers), 10 MX or
 //! PTR names per term. Exceeding one is a permerror; a DNS failure is a temperror.
 //! `exp=` is not fetched: we never reject on SPF alone, so there is no reply to explain.
+//!
+//! A domain's record, parsed and checked, is kept for its TTL ([`SpfRecords`]): a sender's
+//! every message asks for the same one or two.
 
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use mail_auth::common::parse::TxtRecordParser;
+use mail_auth::common::resolver::ToFqdn;
 use mail_auth::spf::{Macro, Mechanism, Qualifier, Spf, Variables};
 use sealpost_dns::{LookupError, Resolver};
+
+use super::cache::{Expiring, txt_answer};
 
 /// RFC 7208 §4.6.4.
 const MAX_LOOKUPS: u32 = 10;
@@ -119,10 +126,30 @@ impl Budget {
     }
 }
 
+/// What a domain publishes, as check_host() sees it (§4.4, §4.5).
+#[derive(Clone)]
+enum Published {
+    /// No SPF record (or no such domain).
+    Nothing,
+    Record(Arc<Spf>),
+    /// Several SPF records, or one that does not parse: a permerror with this reason.
+    Invalid(String),
+}
+
+/// Domains' SPF records for as long as their DNS answers live (see `cache.rs`).
+pub(crate) struct SpfRecords(Expiring<Box<str>, Published>);
+
+impl SpfRecords {
+    pub(crate) fn new() -> Self {
+        Self(Expiring::new())
+    }
+}
+
 /// Checks one identity: `sender` is `local@domain`, or `postmaster@helo` for the HELO
 /// identity and for the null reverse-path (§2.3, §2.4).
 pub(crate) struct SpfVerifier<'a> {
     resolver: &'a Resolver,
+    records: &'a SpfRecords,
     ip: IpAddr,
     helo: &'a str,
     /// Our hostname, for the `%{r}` macro.
@@ -132,12 +159,14 @@ pub(crate) struct SpfVerifier<'a> {
 impl<'a> SpfVerifier<'a> {
     pub(crate) fn new(
         resolver: &'a Resolver,
+        records: &'a SpfRecords,
         ip: IpAddr,
         helo: &'a str,
         hostname: &'a str,
     ) -> Self {
         Self {
             resolver,
+            records,
             ip: ip.to_canonical(),
             helo,
             hostname,
@@ -227,27 +256,35 @@ impl<'a> SpfVerifier<'a> {
     }
 
     /// The domain's one SPF record (§4.4, §4.5), `None` when it has none.
-    async fn record(&self, domain: &str) -> Result<Option<Spf>, Stop> {
+    async fn record(&self, domain: &str) -> Result<Option<Arc<Spf>>, Stop> {
         if !is_valid_domain(domain) {
             return Ok(None);
         }
-        let records = match self.resolver.txt(domain).await {
-            Ok(records) => records,
-            Err(error) if error.is_empty_answer() => return Ok(None),
-            Err(LookupError::InvalidName(_)) => return Ok(None),
-            Err(error) => return Err(Stop::Temp(error.to_string())),
+        let fqdn = domain.to_fqdn();
+        let published = match self.records.0.get(fqdn.as_ref()) {
+            Some(published) => published,
+            None => {
+                let (answer, until) = match txt_answer(self.resolver, &fqdn).await {
+                    Ok(answer) => answer,
+                    Err(LookupError::InvalidName(_)) => return Ok(None),
+                    Err(error) => return Err(Stop::Temp(error.to_string())),
+                };
+                let published = match answer {
+                    Ok(records) => published(domain, &records),
+                    Err(_) => Published::Nothing,
+                };
+                if let Some(until) = until {
+                    let key = fqdn.into_owned().into_boxed_str();
+                    self.records.0.insert(key, published.clone(), until);
+                }
+                published
+            }
         };
-        let spf: Vec<&Vec<u8>> = records.iter().filter(|txt| is_spf1(txt)).collect();
-        let record = match spf.as_slice() {
-            [] => return Ok(None),
-            [record] => *record,
-            _ => return Err(Stop::Perm(format!("{domain} has several SPF records"))),
-        };
-        let invalid = || Stop::Perm(format!("{domain} has an invalid SPF record"));
-        if !terms_are_valid(record) {
-            return Err(invalid());
+        match published {
+            Published::Nothing => Ok(None),
+            Published::Record(record) => Ok(Some(record)),
+            Published::Invalid(reason) => Err(Stop::Perm(reason)),
         }
-        Spf::parse(record).map(Some).map_err(|_| invalid())
     }
 
     async fn matches(
@@ -386,6 +423,24 @@ impl<'a> SpfVerifier<'a> {
             }
             _ => false,
         }
+    }
+}
+
+/// What `domain`'s TXT records publish: its one SPF record, checked and parsed.
+fn published(domain: &str, records: &[Vec<u8>]) -> Published {
+    let spf: Vec<&Vec<u8>> = records.iter().filter(|txt| is_spf1(txt)).collect();
+    let record = match spf.as_slice() {
+        [] => return Published::Nothing,
+        [record] => *record,
+        _ => return Published::Invalid(format!("{domain} has several SPF records")),
+    };
+    let invalid = || Published::Invalid(format!("{domain} has an invalid SPF record"));
+    if !terms_are_valid(record) {
+        return invalid();
+    }
+    match Spf::parse(record) {
+        Ok(record) => Published::Record(Arc::new(record)),
+        Err(_) => invalid(),
     }
 }
 

@@ -1,9 +1,15 @@
 //! Every signature verified through the whole verifier, against a real DNS server:
-//! RFC 8463's vectors, keys made here, and fixtures signed by dkimpy (testdata/).
+//! RFC 6376's and RFC 8463's vectors, keys made here, and fixtures signed by dkimpy
+//! (testdata/).
 
 use crate::inbound::testing::{TestKey, dns};
 use crate::inbound::{DkimCheck, DkimResult, InboundVerifier};
 
+/// RFC 6376 Appendix A.2 with CRLF line ends and the header continuation lines indented
+/// as printed (six spaces, eight for `b=`'s). c=simple/simple, so every byte of the signed
+/// headers counts; dkimpy verifies it with the key of Appendix C.2 too.
+const RFC6376_SIGNED: &[u8] = include_bytes!("../testdata/rfc6376-signed.eml");
+const EXAMPLE_COM_ZONE: &str = include_str!("../testdata/example.com.zone");
 const RFC8463_SIGNED: &[u8] = include_bytes!("../testdata/rfc8463-signed.eml");
 const FOOTBALL_ZONE: &str = include_str!("../testdata/football.example.com.zone");
 const RSA_SHA1: &[u8] = include_bytes!("../testdata/rsa-sha1.eml");
@@ -59,6 +65,71 @@ async fn rfc8463_ed25519_and_rsa_signatures_verify() {
         ]
     );
     assert_eq!(checks[0].domain, "football.example.com");
+}
+
+#[tokio::test]
+async fn rfc6376_appendix_a_example_verifies_with_the_appendix_c_key() {
+    let checks = dkim_of(&[("example.com", EXAMPLE_COM_ZONE)], &[], RFC6376_SIGNED).await;
+    assert_eq!(
+        results(&checks),
+        vec![(DkimResult::Pass, "brisbane", "rsa-sha256")],
+        "{checks:?}"
+    );
+    assert_eq!(checks[0].domain, "example.com");
+}
+
+#[tokio::test]
+async fn rfc6376_example_with_refolded_signed_header_fails() {
+    // c=simple headers: re-indenting the signed Received field breaks the signature,
+    // while relaxed would not have noticed.
+    let refolded = String::from_utf8_lossy(RFC6376_SIGNED)
+        .replace("\r\n      by submitserver", "\r\n\tby submitserver");
+    assert_ne!(refolded.as_bytes(), RFC6376_SIGNED);
+    let checks = dkim_of(
+        &[("example.com", EXAMPLE_COM_ZONE)],
+        &[],
+        refolded.as_bytes(),
+    )
+    .await;
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].result, DkimResult::Fail, "{checks:?}");
+}
+
+/// Both RFCs sign the same body, RFC 6376 with simple body canonicalization and RFC 8463
+/// (whose copy has two spaces after "game.") with relaxed: each canonical form must hash
+/// to the `bh=` they print.
+#[test]
+fn rfc6376_and_rfc8463_bodies_hash_to_the_printed_bh() {
+    use base64::Engine as _;
+    use mail_auth::common::headers::{Writable, Writer};
+    use mail_auth::dkim::Canonicalization;
+    struct Collect(Vec<u8>);
+    impl Writer for Collect {
+        fn write(&mut self, buf: &[u8]) {
+            self.0.extend_from_slice(buf);
+        }
+    }
+    let body_hash = |message: &[u8], canonicalization: Canonicalization| {
+        let text = std::str::from_utf8(message).unwrap();
+        let (_, body) = text.split_once("\r\n\r\n").unwrap();
+        let mut canonical = Collect(Vec::new());
+        canonicalization
+            .canonical_body(body.as_bytes(), 0)
+            .write(&mut canonical);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &canonical.0);
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+    };
+    let printed = "2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=";
+    assert_eq!(body_hash(RFC6376_SIGNED, Canonicalization::Simple), printed);
+    assert_eq!(
+        body_hash(RFC8463_SIGNED, Canonicalization::Relaxed),
+        printed
+    );
+    assert_ne!(
+        body_hash(RFC8463_SIGNED, Canonicalization::Simple),
+        printed,
+        "the two spaces count under simple"
+    );
 }
 
 #[tokio::test]

@@ -71,9 +71,16 @@ async fn check(ip: &str, mail_from: &str) -> SpfCheck {
 
 async fn check_with_helo(ip: &str, helo: &str, mail_from: &str) -> SpfCheck {
     let (_dns, resolver) = dns(&[("example.test", ZONE)], &["slow.example.test"]).await;
-    SpfVerifier::new(&resolver, ip.parse().unwrap(), helo, "mx.sealpost.test")
-        .check_mail_from(mail_from)
-        .await
+    let records = SpfRecords::new();
+    SpfVerifier::new(
+        &resolver,
+        &records,
+        ip.parse().unwrap(),
+        helo,
+        "mx.sealpost.test",
+    )
+    .check_mail_from(mail_from)
+    .await
 }
 
 async fn result(ip: &str, domain: &str) -> SpfResult {
@@ -195,8 +202,10 @@ async fn dns_timeout_is_temperror() {
 #[tokio::test]
 async fn helo_identity_and_null_sender() {
     let (_dns, resolver) = dns(&[("example.test", ZONE)], &[]).await;
+    let records = SpfRecords::new();
     let verifier = SpfVerifier::new(
         &resolver,
+        &records,
         "192.0.2.1".parse().unwrap(),
         "mail.example.test",
         "mx.sealpost.test",
@@ -214,6 +223,7 @@ async fn helo_identity_and_null_sender() {
     // An address literal HELO has no SPF identity.
     let literal = SpfVerifier::new(
         &resolver,
+        &records,
         "192.0.2.1".parse().unwrap(),
         "[192.0.2.1]",
         "mx.sealpost.test",
