@@ -11,6 +11,7 @@ mod listener;
 mod mail;
 mod queue;
 mod serve;
+mod store_migrate;
 mod tls_memory;
 
 use std::path::PathBuf;
@@ -76,6 +77,11 @@ enum Command {
         #[command(subcommand)]
         command: tls_memory::TlsMemoryCommand,
     },
+    /// Move the store: copy the embedded store into PostgreSQL.
+    Store {
+        #[command(subcommand)]
+        command: store_migrate::StoreCommand,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -107,6 +113,7 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Command::Check(args) => check::run(args, &config).await,
             Command::Queue { command } => queue::run(command, &config).await,
             Command::TlsMemory { command } => tls_memory::run(command, &config).await,
+            Command::Store { command } => store_migrate::run(command, &config).await,
         }
     })
 }

@@ -22,6 +22,7 @@ pub use embedded::EmbeddedStore;
 pub use error::StoreError;
 pub use login::{Login, LoginError, LoginPolicy};
 pub use postgres::PostgresStore;
+pub use postgres::import::{ImportProgress, ImportReport, import_embedded};
 pub use types::*;
 
 pub type Result<T> = std::result::Result<T, StoreError>;

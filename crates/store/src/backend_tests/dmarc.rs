@@ -18,7 +18,7 @@ fn policy() -> DmarcPolicyPublished {
     }
 }
 
-fn evaluation(at: i64) -> DmarcEvaluationRecord {
+pub(crate) fn evaluation(at: i64) -> DmarcEvaluationRecord {
     DmarcEvaluationRecord {
         evaluated_at: at,
         source_ip: "192.0.2.7".parse().unwrap(),
@@ -110,7 +110,7 @@ async fn a_dmarc_report_without_outbound_recipients_is_refused(store: TestStore)
     ));
 }
 
-fn received_report(id: &str, begin: i64) -> DmarcAggregateReport {
+pub(crate) fn received_report(id: &str, begin: i64) -> DmarcAggregateReport {
     DmarcAggregateReport {
         org_name: "receiver.example".into(),
         email: "noreply-dmarc@receiver.example".into(),

@@ -9,7 +9,8 @@
 
 mod accounts;
 mod connections;
-mod dmarc;
+pub(crate) mod dmarc;
+mod import;
 mod mailboxes;
 mod nodes;
 pub(crate) mod queue;

@@ -46,7 +46,11 @@ pub(crate) fn recipient(
     }
 }
 
-fn attempt(id: QueueId, recipients: Vec<QueueRecipient>, next_attempt: i64) -> QueueAttempt {
+pub(crate) fn attempt(
+    id: QueueId,
+    recipients: Vec<QueueRecipient>,
+    next_attempt: i64,
+) -> QueueAttempt {
     QueueAttempt {
         id,
         recipients,
@@ -493,7 +497,7 @@ async fn delivery_memos_round_trip_by_kind_with_domains_in_any_case(store: TestS
     ));
 }
 
-fn tls_result(at: i64) -> TlsSessionResult {
+pub(crate) fn tls_result(at: i64) -> TlsSessionResult {
     TlsSessionResult {
         at,
         policy_domain: "example.org".into(),

@@ -16,6 +16,7 @@ mod dmarc;
 mod expunge;
 mod feed;
 mod flags;
+pub(crate) mod import;
 mod mailboxes;
 mod messages;
 mod queue;
