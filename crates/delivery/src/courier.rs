@@ -98,6 +98,10 @@ impl Courier {
             queue.leave();
             return;
         };
+        if self.is_stopping() {
+            queue.leave();
+            return;
+        }
         let Some(mut parcel) = queue.next_or_leave() else {
             return;
         };

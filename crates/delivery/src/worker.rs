@@ -156,6 +156,7 @@ impl Worker {
         shutdown: &mut watch::Receiver<bool>,
     ) {
         let mut due = true;
+        let mut feed_open = true;
         loop {
             if *shutdown.borrow() {
                 return;
@@ -183,15 +184,14 @@ impl Worker {
                         self.forget_if_idle(&key);
                     }
                 }
-                change = changes.recv() => match change {
+                change = changes.recv(), if feed_open => match change {
                     Ok(Change::QueueAdded { .. }) | Err(RecvError::Lagged(_)) => {
                         due = true;
                         drain(&mut changes);
                     }
                     Ok(_) => {}
-                    // The store is gone: nothing more will be queued; keep serving what
-                    // is claimed and polling.
-                    Err(RecvError::Closed) => changes = self.store.subscribe(),
+                    // No more change notices: polling alone finds new entries.
+                    Err(RecvError::Closed) => feed_open = false,
                 },
                 _ = tokio::time::sleep_until(wake) => due = true,
             }
