@@ -236,7 +236,7 @@ class DeliveryServer(Server):
         return json.loads(self.cli("queue", "list", "--json").stdout or b"[]")
 
 
-def start_checked_stop(server: Server):
+def sigterm_and_wait(server: Server):
     """SIGTERM a server and return its exit code (killing it after STOP_TIMEOUT)."""
     if server.proc is None or server.exit_code is not None:
         return server.exit_code
@@ -736,7 +736,7 @@ class World:
         self.stops.append(self.flaky.stop)
 
     def _stop_receiver(self):
-        code = start_checked_stop(self.receiver)
+        code = sigterm_and_wait(self.receiver)
         self.receiver_exit = code
 
     def stop(self):
@@ -814,7 +814,7 @@ def make_sender(world, tmp_path):
     for sender in senders:
         if sender.proc is None:
             continue
-        code = start_checked_stop(sender)
+        code = sigterm_and_wait(sender)
         if sender.expect_clean_exit and code != 0:
             failures.append(f"{sender.root.name}: exited {code} after SIGTERM; stderr: {sender.stderr()}")
     if failures:
