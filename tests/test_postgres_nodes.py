@@ -7,8 +7,10 @@ throw-away cluster with scripts/postgres); each test gets a database of its own.
 the variable these tests fail under CI and are skipped elsewhere.
 """
 
+import imaplib
 import itertools
 import os
+import poplib
 import queue
 import shutil
 import subprocess
@@ -187,3 +189,47 @@ def test_an_account_added_through_node_b_logs_in_on_node_a(two_nodes):
     finally:
         client.logout()
     assert "carol@example.test" in a.cli("account", "list").stdout.decode().split()
+
+
+def test_a_pop3_session_on_node_a_locks_the_maildrop_against_node_b(two_nodes):
+    a, b = two_nodes
+    deliver(a, message(subject="one"))
+    holder = pop3s(a)
+    try:
+        with pytest.raises(poplib.error_proto) as refused:
+            pop3s(b)
+        assert refused.value.args[0].startswith(b"-ERR [IN-USE]"), refused.value
+    finally:
+        holder.quit()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            client = pop3s(b)
+            break
+        except poplib.error_proto as e:
+            if b"IN-USE" not in e.args[0] or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    try:
+        assert len(pop3_retr(client, 1)) > 0
+    finally:
+        client.quit()
+
+
+IMAP_SESSION_LIMIT = 50  # ImapLimits::max_sessions_per_account
+
+
+def test_the_imap_session_limit_counts_the_sessions_of_both_nodes(two_nodes):
+    a, b = two_nodes
+    sessions = []
+    try:
+        for i in range(IMAP_SESSION_LIMIT):
+            sessions.append(imaps(a if i % 2 else b))
+        for node in (a, b):
+            with pytest.raises(imaplib.IMAP4.error, match="LIMIT"):
+                imaps(node)
+        sessions.pop().logout()
+        imaps(a).logout()
+    finally:
+        for client in sessions:
+            client.logout()

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use sealpost_store::{Account, FlagOperation, FlagUpdate, LoginError, StoreError};
+use sealpost_store::{Account, FlagOperation, FlagUpdate, LoginError, SessionLock, StoreError};
 use sealpost_tls::{Line, MailStream, TlsError};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -228,10 +228,26 @@ impl Pop3Service {
                 return LoginOutcome::Unavailable;
             }
         };
-        let Some(guard) = self.maildrop_locks.try_lock(account.id) else {
+        let Some(mut guard) = self.maildrop_locks.try_lock(account.id) else {
             info!(%peer, user = %account.address, "POP3 maildrop in use by another session");
             return LoginOutcome::InUse;
         };
+        // Sessions on other nodes sharing the store exclude this one too.
+        match self
+            .store
+            .try_session_lock(SessionLock::Pop3Maildrop(account.id))
+            .await
+        {
+            Ok(Some(shared)) => guard.hold_shared(shared),
+            Ok(None) => {
+                info!(%peer, user = %account.address, "POP3 maildrop in use by a session on another node");
+                return LoginOutcome::InUse;
+            }
+            Err(e) => {
+                warn!(%peer, error = %e, "POP3 login: store failed to lock the maildrop");
+                return LoginOutcome::Unavailable;
+            }
+        }
         match self.open_inbox(&account).await {
             Ok(maildrop) => {
                 *lock = Some(guard);

@@ -3,12 +3,14 @@
 //! believe its own view; the second login is refused with `[IN-USE]` (RFC 2449 §8.1).
 //!
 //! The lock lives in this process. Every POP3 listener must share one registry (see
-//! [`MaildropLocks::process_wide`]) so a session on 110 also excludes one on 995.
+//! [`MaildropLocks::process_wide`]) so a session on 110 also excludes one on 995. When
+//! several nodes share one store, the lock also holds the store's session lock (see
+//! `Store::try_session_lock`), so a session on another node is excluded as well.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
-use sealpost_store::AccountId;
+use sealpost_store::{AccountId, SessionLockGuard};
 
 /// The set of accounts with a POP3 session in the TRANSACTION state.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +31,7 @@ impl MaildropLocks {
             Some(MaildropLock {
                 locks: self.clone(),
                 account,
+                shared: None,
             })
         } else {
             None
@@ -50,6 +53,15 @@ impl MaildropLocks {
 pub struct MaildropLock {
     locks: MaildropLocks,
     account: AccountId,
+    /// The store's lock across nodes, freed with this one.
+    shared: Option<SessionLockGuard>,
+}
+
+impl MaildropLock {
+    /// Keeps the store's lock on the same maildrop for as long as this one.
+    pub fn hold_shared(&mut self, shared: SessionLockGuard) {
+        self.shared = Some(shared);
+    }
 }
 
 impl Drop for MaildropLock {

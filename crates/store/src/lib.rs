@@ -199,4 +199,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Changes as they commit; IMAP IDLE subscribes here.
     fn subscribe(&self) -> broadcast::Receiver<Change>;
+
+    /// Takes `lock` for a session unless a session on another node sharing this store
+    /// holds it; `None` when taken. Sessions of one process also exclude each other
+    /// through the protocol crates' own registries (POP3's maildrop locks, IMAP's session
+    /// registry), so a store that only one process opens has nothing to add: this
+    /// default grants every lock. A shared backend (PostgreSQL) overrides it.
+    async fn try_session_lock(&self, lock: SessionLock) -> Result<Option<SessionLockGuard>> {
+        let _ = lock;
+        Ok(Some(SessionLockGuard::process_local()))
+    }
 }

@@ -204,6 +204,51 @@ pub enum Change {
     },
 }
 
+/// A lock that sessions on every node sharing the store honour (see
+/// [`crate::Store::try_session_lock`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionLock {
+    /// POP3's exclusive access to an account's maildrop (RFC 1939 §8).
+    Pop3Maildrop(AccountId),
+    /// One of the `max_sessions_per_account` IMAP session slots of an account.
+    ImapSession { account: AccountId, slot: u32 },
+}
+
+/// Holds a [`SessionLock`] while it lives; dropping it frees the lock.
+pub struct SessionLockGuard {
+    release: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl SessionLockGuard {
+    /// A guard that frees the lock by calling `release` when dropped.
+    pub fn new(release: impl FnOnce() + Send + Sync + 'static) -> Self {
+        Self {
+            release: Some(Box::new(release)),
+        }
+    }
+
+    /// A guard with nothing to free: the store has no locks beyond the process's own.
+    pub fn process_local() -> Self {
+        Self { release: None }
+    }
+}
+
+impl Drop for SessionLockGuard {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            release();
+        }
+    }
+}
+
+impl std::fmt::Debug for SessionLockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLockGuard")
+            .field("shared", &self.release.is_some())
+            .finish()
+    }
+}
+
 /// A DMARC policy or the disposition applied to a message (RFC 9990 `DispositionType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DmarcDisposition {

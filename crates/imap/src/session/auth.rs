@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use sealpost_store::{Account, LoginError};
+use sealpost_store::{Account, AccountId, LoginError, SessionLock, SessionLockGuard, StoreError};
 
 use super::{Authenticated, PendingSasl, Session, State};
 use crate::response::Completion;
@@ -28,7 +28,7 @@ impl Session {
             .login
             .password(self.peer.ip(), user, password)
             .await;
-        self.logged_in(result.map(Some))
+        self.logged_in(result.map(Some)).await
     }
 
     /// Starts AUTHENTICATE; `None` means the client must now send its response line.
@@ -121,7 +121,7 @@ impl Session {
                     .login
                     .password(self.peer.ip(), user, password)
                     .await;
-                self.logged_in(result.map(Some))
+                self.logged_in(result.map(Some)).await
             }
             Mechanism::External => {
                 let Ok(authzid) = String::from_utf8(decoded) else {
@@ -137,7 +137,7 @@ impl Session {
                         .with_code("AUTHORIZATIONFAILED");
                 };
                 let result = self.env.login.certificate(&candidates).await;
-                self.logged_in(result)
+                self.logged_in(result).await
             }
         }
     }
@@ -163,7 +163,23 @@ impl Session {
         None
     }
 
-    fn logged_in(&mut self, result: Result<Option<Account>, LoginError>) -> Completion {
+    /// One of the account's `max` slots in the store, so the limit also counts sessions
+    /// on other nodes sharing it; `None` when all are taken.
+    async fn shared_slot(
+        &self,
+        account: AccountId,
+        max: usize,
+    ) -> Result<Option<SessionLockGuard>, StoreError> {
+        for slot in 0..u32::try_from(max).unwrap_or(u32::MAX) {
+            let lock = SessionLock::ImapSession { account, slot };
+            if let Some(guard) = self.env.store.try_session_lock(lock).await? {
+                return Ok(Some(guard));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn logged_in(&mut self, result: Result<Option<Account>, LoginError>) -> Completion {
         let account = match result {
             Ok(Some(account)) => account,
             Ok(None) | Err(LoginError::BadCredentials) => return failed(),
@@ -177,15 +193,24 @@ impl Session {
             Err(LoginError::Store(error)) => return super::store_failure(&error),
         };
         let max = self.env.limits.max_sessions_per_account;
-        let Some(slot) = self.env.registry.acquire(account.id, max) else {
-            return Completion::no(format!(
+        let too_many = || {
+            Completion::no(format!(
                 "too many sessions for this account (at most {max})"
             ))
-            .with_code("LIMIT");
+            .with_code("LIMIT")
+        };
+        let Some(slot) = self.env.registry.acquire(account.id, max) else {
+            return too_many();
+        };
+        let shared = match self.shared_slot(account.id, max).await {
+            Ok(Some(shared)) => shared,
+            Ok(None) => return too_many(),
+            Err(error) => return super::store_failure(&error),
         };
         self.state = State::Authenticated(Authenticated {
             account,
             _slot: slot,
+            _shared: shared,
         });
         Completion::ok("logged in").with_code(format!("CAPABILITY {}", self.capabilities()))
     }

@@ -25,7 +25,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use sealpost_store::{Account, Login, Store, StoreError};
+use sealpost_store::{Account, Login, SessionLockGuard, Store, StoreError};
 use sealpost_tls::TlsInfo;
 
 use crate::command::{Command, CommandBody};
@@ -45,10 +45,12 @@ pub struct Env {
     pub registry: Arc<SessionRegistry>,
 }
 
-/// An authenticated user, holding one of the account's session slots.
+/// An authenticated user, holding one of the account's session slots: in this process,
+/// and in the store (which counts the sessions of every node sharing it).
 pub struct Authenticated {
     pub account: Account,
     _slot: SessionSlot,
+    _shared: SessionLockGuard,
 }
 
 pub enum State {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{TestStore, create, delivery, inbox, mailbox_id, outbound};
-use crate::{Change, FlagOperation, FlagUpdate, PostgresStore, Store};
+use crate::{Change, FlagOperation, FlagUpdate, PostgresStore, SessionLock, Store};
 
 /// Later than any entry's creation time.
 const FUTURE: i64 = 4_000_000_000;
@@ -198,6 +198,64 @@ async fn claims_racing_on_two_nodes_take_each_entry_exactly_once() {
                 == ENTRIES,
             "after the lease every entry is free again"
         );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_lock_taken_on_one_node_is_refused_on_both_until_dropped() {
+    with_two_nodes(async |a, b| {
+        let maildrop = SessionLock::Pop3Maildrop(7);
+        let held = a.try_session_lock(maildrop).await.unwrap().expect("free");
+        assert!(b.try_session_lock(maildrop).await.unwrap().is_none());
+        assert!(
+            a.try_session_lock(maildrop).await.unwrap().is_none(),
+            "a second session of the same node is refused too"
+        );
+        let other = b
+            .try_session_lock(SessionLock::Pop3Maildrop(8))
+            .await
+            .unwrap()
+            .expect("another account's maildrop is free");
+        drop(held);
+        let mut taken = None;
+        for _ in 0..50 {
+            taken = b.try_session_lock(maildrop).await.unwrap();
+            if taken.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            taken.is_some(),
+            "the dropped lock became free for the other node"
+        );
+        drop((taken, other));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_goes_away_leaves_its_session_locks_to_the_others() {
+    with_two_nodes(async |a, b| {
+        let slot = SessionLock::ImapSession {
+            account: 3,
+            slot: 1,
+        };
+        let held = b.try_session_lock(slot).await.unwrap().expect("free");
+        assert!(a.try_session_lock(slot).await.unwrap().is_none());
+        // The guard outlives its node: the node's connection, and so its locks, are gone.
+        drop(b);
+        let mut taken = None;
+        for _ in 0..50 {
+            taken = a.try_session_lock(slot).await.unwrap();
+            if taken.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(taken.is_some(), "the closed connection freed the lock");
+        drop(held);
     })
     .await;
 }

@@ -22,12 +22,14 @@ mod messages;
 mod queue;
 mod reports_sent;
 mod schema;
+mod session_locks;
 mod sql;
 mod tls_results;
 
 #[cfg(test)]
 pub(crate) mod test_support;
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -37,14 +39,15 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use self::connect::Target;
+use self::session_locks::SessionLocks;
 use self::sql::db_error;
 use crate::flags::FlagSet;
 use crate::rules::{self, ReportKind};
 use crate::{
     Account, AccountId, Appended, Change, Copied, Delivered, Delivery, DmarcAggregateReport,
     DmarcEvaluationRecord, FlagUpdate, FlagsUpdated, Mailbox, MailboxId, MessageMeta, NewMessage,
-    OutgoingReport, QueueAttempt, QueueEntry, QueueId, Result, Store, StoreError, TlsSessionResult,
-    names,
+    OutgoingReport, QueueAttempt, QueueEntry, QueueId, Result, SessionLock, SessionLockGuard,
+    Store, StoreError, TlsSessionResult, names,
 };
 
 /// Changes a slow subscriber may fall behind by before it is told it lagged.
@@ -58,6 +61,7 @@ pub struct PostgresStore {
     /// Random per instance: marks this node's notifications so it skips their echo.
     node: String,
     listener: JoinHandle<()>,
+    session_locks: Arc<SessionLocks>,
 }
 
 impl PostgresStore {
@@ -82,6 +86,7 @@ impl PostgresStore {
         drop(client);
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
         let node = node_id()?;
+        let session_locks = SessionLocks::new(target.clone());
         let (ready, listening) = tokio::sync::oneshot::channel();
         let listener = tokio::spawn(feed::listen(target, node.clone(), feed.clone(), ready));
         match listening.await {
@@ -98,6 +103,7 @@ impl PostgresStore {
             feed,
             node,
             listener,
+            session_locks,
         })
     }
 
@@ -136,6 +142,7 @@ impl PostgresStore {
 impl Drop for PostgresStore {
     fn drop(&mut self) {
         self.listener.abort();
+        self.session_locks.close();
     }
 }
 
@@ -430,5 +437,10 @@ impl Store for PostgresStore {
 
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.feed.subscribe()
+    }
+
+    /// An advisory lock every node honours (see [`session_locks`]).
+    async fn try_session_lock(&self, lock: SessionLock) -> Result<Option<SessionLockGuard>> {
+        self.session_locks.try_lock(lock).await
     }
 }
