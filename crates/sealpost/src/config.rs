@@ -389,8 +389,7 @@ impl Config {
             bail!("hostname is empty: set hostname = \"mail.example.org\" in the config file");
         }
         let url = self.store.url.trim();
-        if !url.is_empty() && !url.starts_with("postgres://") && !url.starts_with("postgresql://")
-        {
+        if !url.is_empty() && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
             // Not echoed: the URL may hold a password.
             bail!(
                 "[store] url: only postgres://USER:PASSWORD@HOST:PORT/DATABASE URLs are \
