@@ -242,21 +242,24 @@ async fn tree_walk(
     from_domain: &str,
 ) -> Vec<(String, Arc<Dmarc>)> {
     let domain = mail_auth::common::to_a_label(from_domain);
-    let labels: Vec<&str> = domain.split('.').filter(|l| !l.is_empty()).collect();
+    let domain = domain.trim_matches('.');
+    let total = domain.split('.').count();
     let mut found = Vec::new();
-    if labels.len() < 2 {
+    if total < 2 || domain.split('.').any(str::is_empty) {
         return found;
     }
-    let mut count = labels.len();
+    let mut count = total;
+    let mut key = String::with_capacity(domain.len() + 8);
     while count >= 1 {
-        let name = labels[labels.len() - count..].join(".");
-        match records
-            .record::<Dmarc>(resolver, &format!("_dmarc.{name}."))
-            .await
-        {
+        let name = last_labels(domain, count);
+        key.clear();
+        key.push_str("_dmarc.");
+        key.push_str(name);
+        key.push('.');
+        match records.record::<Dmarc>(resolver, &key).await {
             Ok(record) => {
                 let stop = matches!(record.psd, Psd::Yes | Psd::No);
-                found.push((name, record));
+                found.push((name.to_string(), record));
                 if stop {
                     break;
                 }
@@ -267,6 +270,14 @@ async fn tree_walk(
         count = if count >= 8 { 7 } else { count - 1 };
     }
     found
+}
+
+/// The last `count` labels of `domain`.
+fn last_labels(domain: &str, count: usize) -> &str {
+    match domain.rmatch_indices('.').nth(count - 1) {
+        Some((dot, _)) => &domain[dot + 1..],
+        None => domain,
+    }
 }
 
 /// Where the record that was applied is published: the walk's entry holding that very
@@ -300,4 +311,16 @@ pub(crate) fn outcome(
         spf: spf.clone(),
         dkim: dkim.to_vec(),
     })
+}
+
+#[cfg(test)]
+mod walk_tests {
+    use super::last_labels;
+
+    #[test]
+    fn last_labels_count_from_the_right() {
+        assert_eq!(last_labels("a.b.example.org", 1), "org");
+        assert_eq!(last_labels("a.b.example.org", 2), "example.org");
+        assert_eq!(last_labels("a.b.example.org", 4), "a.b.example.org");
+    }
 }

@@ -198,13 +198,18 @@ impl<'a> SpfVerifier<'a> {
                 reason: Some("not a domain name".into()),
             };
         }
-        let mut vars = Variables::new();
-        vars.set_ip(&self.ip);
-        vars.set_sender(sender.as_bytes().to_vec());
-        vars.set_helo_domain(self.helo.as_bytes().to_vec());
-        vars.set_host_domain(self.hostname.as_bytes().to_vec());
         let mut budget = Budget::default();
-        let (result, reason) = match self.check_host(&domain, &vars, &mut budget).await {
+        // Most identities have no record, or one of addresses only: the macro variables
+        // are made when a record needs them.
+        let outcome = match self.record(&domain).await {
+            Ok(None) => Ok(SpfResult::None),
+            Ok(Some(record)) => {
+                let vars = self.variables(sender);
+                self.evaluate(&record, &domain, &vars, &mut budget).await
+            }
+            Err(stop) => Err(stop),
+        };
+        let (result, reason) = match outcome {
             Ok(result) => (result, None),
             Err(Stop::Temp(reason)) => (SpfResult::TempError, Some(reason)),
             Err(Stop::Perm(reason)) => (SpfResult::PermError, Some(reason)),
@@ -216,7 +221,18 @@ impl<'a> SpfVerifier<'a> {
         }
     }
 
-    /// One check_host() level; include and redirect recurse, sharing `budget`.
+    /// The macro variables (§7.2) of a check of `sender`.
+    fn variables(&self, sender: &str) -> Variables<'static> {
+        let mut vars = Variables::new();
+        vars.set_ip(&self.ip);
+        vars.set_sender(sender.as_bytes().to_vec());
+        vars.set_helo_domain(self.helo.as_bytes().to_vec());
+        vars.set_host_domain(self.hostname.as_bytes().to_vec());
+        vars
+    }
+
+    /// One check_host() level below the first (include and redirect): the target's
+    /// record, evaluated with the same `budget`.
     fn check_host<'s>(
         &'s self,
         domain: &'s str,
@@ -224,34 +240,67 @@ impl<'a> SpfVerifier<'a> {
         budget: &'s mut Budget,
     ) -> Pin<Box<dyn Future<Output = Result<SpfResult, Stop>> + Send + 's>> {
         Box::pin(async move {
-            let Some(record) = self.record(domain).await? else {
-                return Ok(SpfResult::None);
-            };
-            let mut vars = vars.clone();
-            vars.set_domain(domain.as_bytes().to_vec());
-            for directive in record.directives.iter() {
-                if self
-                    .matches(&directive.mechanism, domain, &vars, budget)
-                    .await?
-                {
-                    return Ok(match directive.qualifier {
-                        Qualifier::Pass => SpfResult::Pass,
-                        Qualifier::Fail => SpfResult::Fail,
-                        Qualifier::SoftFail => SpfResult::SoftFail,
-                        Qualifier::Neutral => SpfResult::Neutral,
-                    });
+            match self.record(domain).await? {
+                Some(record) => self.evaluate(&record, domain, vars, budget).await,
+                None => Ok(SpfResult::None),
+            }
+        })
+    }
+
+    /// `domain`'s record against the client (§4.6, §5, §6.1).
+    async fn evaluate(
+        &self,
+        record: &Spf,
+        domain: &str,
+        vars: &Variables<'_>,
+        budget: &mut Budget,
+    ) -> Result<SpfResult, Stop> {
+        // %{d} is this level's domain; made when a mechanism first expands a macro.
+        let mut scoped: Option<Variables<'_>> = None;
+        for directive in record.directives.iter() {
+            let matched = match self.matches_address(&directive.mechanism) {
+                Some(matched) => matched,
+                None => {
+                    let vars = scoped.get_or_insert_with(|| with_domain(vars, domain));
+                    self.matches(&directive.mechanism, domain, vars, budget)
+                        .await?
                 }
-            }
-            // §6.1: redirect applies only when no mechanism matched.
-            let Some(redirect) = &record.redirect else {
-                return Ok(SpfResult::Neutral);
             };
-            budget.lookup()?;
-            let target = expand(redirect, &vars, domain)?;
-            match self.check_host(&target, &vars, budget).await? {
-                SpfResult::None => Err(Stop::Perm(format!("redirect to {target} without SPF"))),
-                result => Ok(result),
+            if matched {
+                return Ok(match directive.qualifier {
+                    Qualifier::Pass => SpfResult::Pass,
+                    Qualifier::Fail => SpfResult::Fail,
+                    Qualifier::SoftFail => SpfResult::SoftFail,
+                    Qualifier::Neutral => SpfResult::Neutral,
+                });
             }
+        }
+        // §6.1: redirect applies only when no mechanism matched.
+        let Some(redirect) = &record.redirect else {
+            return Ok(SpfResult::Neutral);
+        };
+        budget.lookup()?;
+        let vars = scoped.get_or_insert_with(|| with_domain(vars, domain));
+        let target = expand(redirect, vars, domain)?;
+        match self.check_host(&target, vars, budget).await? {
+            SpfResult::None => Err(Stop::Perm(format!("redirect to {target} without SPF"))),
+            result => Ok(result),
+        }
+    }
+
+    /// Whether `all`, `ip4` or `ip6` matches; `None` for mechanisms that need DNS.
+    fn matches_address(&self, mechanism: &Mechanism) -> Option<bool> {
+        Some(match mechanism {
+            Mechanism::All => true,
+            Mechanism::Ip4 { addr, mask } => match self.ip {
+                IpAddr::V4(ip) => u32::from(ip) & mask == u32::from(*addr) & mask,
+                IpAddr::V6(_) => false,
+            },
+            Mechanism::Ip6 { addr, mask } => match self.ip {
+                IpAddr::V6(ip) => u128::from(ip) & mask == u128::from(*addr) & mask,
+                IpAddr::V4(_) => false,
+            },
+            _ => return None,
         })
     }
 
@@ -294,16 +343,13 @@ impl<'a> SpfVerifier<'a> {
         vars: &Variables<'_>,
         budget: &mut Budget,
     ) -> Result<bool, Stop> {
+        if let Some(matched) = self.matches_address(mechanism) {
+            return Ok(matched);
+        }
         match mechanism {
-            Mechanism::All => Ok(true),
-            Mechanism::Ip4 { addr, mask } => Ok(match self.ip {
-                IpAddr::V4(ip) => u32::from(ip) & mask == u32::from(*addr) & mask,
-                IpAddr::V6(_) => false,
-            }),
-            Mechanism::Ip6 { addr, mask } => Ok(match self.ip {
-                IpAddr::V6(ip) => u128::from(ip) & mask == u128::from(*addr) & mask,
-                IpAddr::V4(_) => false,
-            }),
+            Mechanism::All | Mechanism::Ip4 { .. } | Mechanism::Ip6 { .. } => {
+                unreachable!("matched by matches_address")
+            }
             Mechanism::A {
                 macro_string,
                 ip4_mask,
@@ -444,6 +490,13 @@ fn published(domain: &str, records: &[Vec<u8>]) -> Published {
     }
 }
 
+/// `vars` with %{d} set to `domain`.
+fn with_domain<'v>(vars: &Variables<'v>, domain: &str) -> Variables<'v> {
+    let mut vars = vars.clone();
+    vars.set_domain(domain.as_bytes().to_vec());
+    vars
+}
+
 /// Expands a domain-spec (§7); no domain-spec means the current domain.
 fn expand(macro_string: &Macro, vars: &Variables<'_>, domain: &str) -> Result<String, Stop> {
     let expanded = macro_string.eval(vars, domain, false);
@@ -522,10 +575,9 @@ fn is_spf1(txt: &[u8]) -> bool {
 
 /// §4.3: a multi-label name without empty or over-long labels.
 fn is_valid_domain(domain: &str) -> bool {
-    let labels: Vec<&str> = domain.split('.').collect();
     domain.len() <= 253
-        && labels.len() >= 2
-        && labels.iter().all(|label| {
+        && domain.contains('.')
+        && domain.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
                 && label

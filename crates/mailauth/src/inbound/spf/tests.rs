@@ -238,3 +238,24 @@ async fn helo_identity_and_null_sender() {
         SpfResult::Fail
     );
 }
+
+#[tokio::test]
+async fn records_are_kept_for_their_ttl_and_shared_by_checks() {
+    let (_dns, resolver) = dns(&[("example.test", ZONE)], &[]).await;
+    let records = SpfRecords::new();
+    let verifier = SpfVerifier::new(
+        &resolver,
+        &records,
+        "192.0.2.1".parse().unwrap(),
+        "nohost.example.test",
+        "mx.sealpost.test",
+    );
+    for _ in 0..2 {
+        let check = verifier.check_mail_from("x@incl.example.test").await;
+        assert_eq!(check.result, SpfResult::Pass, "{check:?}");
+        // A HELO name that does not exist: remembered as having no record.
+        assert_eq!(verifier.check_helo().await.result, SpfResult::None);
+    }
+    // incl, the pass record it includes, and the HELO name's absence.
+    assert_eq!(records.0.len(), 3);
+}
