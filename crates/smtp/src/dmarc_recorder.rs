@@ -1,6 +1,9 @@
 //! DMARC evaluations on their way to the store for the aggregate reports, written in
 //! batches: one message's evaluation is not worth a commit (an fsync) of its own, and the
 //! message's 250 never waits for it.
+//!
+//! Only evaluations under a policy that asks for aggregate reports (`rua=`) are kept:
+//! reports are all they are for (RFC 9990), and a domain without `rua` gets none.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +35,9 @@ impl DmarcRecorder {
     }
 
     pub(crate) fn record(&self, record: DmarcEvaluationRecord) {
+        if record.rua.is_empty() {
+            return;
+        }
         if self.sender.send(record).is_err() {
             warn!("DMARC evaluation dropped: the recorder has stopped");
         }
@@ -98,7 +104,7 @@ mod tests {
             spf_aligned: true,
             dkim: Vec::new(),
             spf: None,
-            rua: Vec::new(),
+            rua: vec![format!("mailto:dmarc@{header_from}")],
         }
     }
 
@@ -115,6 +121,28 @@ mod tests {
             .map(|r| r.header_from)
             .collect();
         assert_eq!(written.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn evaluations_under_a_policy_without_rua_are_not_kept() {
+        let store = Arc::new(FakeStore::new());
+        let recorder = DmarcRecorder::start(store.clone());
+        recorder.record(DmarcEvaluationRecord {
+            rua: Vec::new(),
+            ..record("quiet.test")
+        });
+        recorder.record(record("reports.test"));
+        drop(recorder);
+        for _ in 0..100 {
+            let written = store.dmarc_evaluations();
+            if !written.is_empty() {
+                let domains: Vec<&str> = written.iter().map(|r| r.header_from.as_str()).collect();
+                assert_eq!(domains, vec!["reports.test"]);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the evaluation with rua was not written");
     }
 
     #[tokio::test]
