@@ -89,7 +89,8 @@ pub async fn run(command: DmarcCommand, config: &Config) -> anyhow::Result<()> {
             let signer = DkimSigner::load(&config.data_dir)
                 .context("cannot load the DKIM keys to sign reports with")?;
             let resolver = resolver(config)?;
-            let sent = send_due_reports(&*store, &config.hostname, &signer, Some(&resolver)).await?;
+            let sent =
+                send_due_reports(&*store, &config.hostname, &signer, Some(&resolver)).await?;
             for report in &sent {
                 println!(
                     "queued report {} for {} ({} messages) to {}",
