@@ -455,7 +455,52 @@ async fn a_failed_delivery_leaves_nothing_behind(store: TestStore) {
     assert_eq!(store.blob_count().await, 2);
 }
 
+/// Deliveries that arrive together may be written together (group commit): one that
+/// fails among them fails alone, and the others are stored, each UID once.
+async fn a_failing_delivery_among_concurrent_ones_fails_alone(store: TestStore) {
+    const TASKS: u32 = 30;
+    let alice = create(&*store, "alice@example.test").await;
+    let shared = store.shared();
+    let start = Arc::new(Barrier::new(TASKS as usize));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|n| {
+            let store = Arc::clone(&shared);
+            let start = Arc::clone(&start);
+            let mut targets = vec![inbox(&alice)];
+            if n == TASKS / 2 {
+                targets.push(LocalTarget {
+                    account: alice.id,
+                    mailbox: "No Such Mailbox".into(),
+                });
+            }
+            tokio::spawn(async move {
+                start.wait().await;
+                store
+                    .deliver(delivery(format!("{n}").as_bytes(), targets, None))
+                    .await
+            })
+        })
+        .collect();
+    let mut uids = Vec::new();
+    for (n, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            Ok(delivered) => uids.push(delivered.messages[0].1),
+            Err(StoreError::NotFound(_)) if n == (TASKS / 2) as usize => {}
+            Err(e) => panic!("delivery {n} failed: {e}"),
+        }
+    }
+    uids.sort_unstable();
+    assert_eq!(uids, (1..TASKS).collect::<Vec<_>>());
+    let inbox_id = mailbox_id(&*store, &alice, "INBOX").await;
+    assert_eq!(
+        store.messages(inbox_id).await.unwrap().len(),
+        TASKS as usize - 1
+    );
+    assert_eq!(store.blob_count().await, i64::from(TASKS) - 1);
+}
+
 backend_tests!(
+    a_failing_delivery_among_concurrent_ones_fails_alone,
     concurrent_deliveries_from_200_tasks_get_distinct_uids,
     a_reopened_store_keeps_everything,
     a_failed_delivery_leaves_nothing_behind,

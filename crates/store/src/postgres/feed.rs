@@ -212,10 +212,14 @@ pub(super) async fn listen(
     let mut pause = RECONNECT_FIRST;
     loop {
         match listen_once(&target, &node, &feed, &mut ready).await {
-            Ok(()) => tracing::warn!(
-                database = %target.describe(),
-                "the change feed's connection to the database closed; reconnecting"
-            ),
+            Ok(()) => {
+                tracing::warn!(
+                    database = %target.describe(),
+                    "the change feed's connection to the database closed; reconnecting \
+                     (changes of other nodes until then are not announced here)"
+                );
+                pause = RECONNECT_FIRST;
+            }
             Err(e) if ready.is_some() => {
                 if let Some(ready) = ready.take() {
                     let _ = ready.send(Err(e));

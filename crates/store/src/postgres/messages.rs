@@ -77,6 +77,31 @@ pub(super) async fn deliver(
     Ok(Delivered { messages, queue_id })
 }
 
+/// Locks every mailbox the deliveries go to, in id order, in one statement: a batch of
+/// deliveries then takes its mailboxes in the same order as every other write, whatever
+/// order the deliveries name them in. Missing mailboxes are left for `deliver` to report.
+pub(super) async fn lock_targets(tx: &Transaction<'_>, deliveries: &[&Delivery]) -> Result<()> {
+    let mut accounts = Vec::new();
+    let mut names = Vec::new();
+    for target in deliveries.iter().flat_map(|delivery| &delivery.local) {
+        accounts.push(target.account);
+        names.push(names::mailbox(&target.mailbox));
+    }
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    sql::execute(
+        tx,
+        "lock target mailboxes",
+        "SELECT 1 FROM mailboxes \
+         WHERE (account, name) IN (SELECT * FROM unnest($1::bigint[], $2::text[])) \
+         ORDER BY id FOR UPDATE",
+        &[&accounts, &names],
+    )
+    .await?;
+    Ok(())
+}
+
 /// RFC 9051 §6.3.12: one message, with the flags and date the client gave.
 pub(super) async fn append(
     tx: &Transaction<'_>,

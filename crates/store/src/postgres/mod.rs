@@ -17,6 +17,7 @@ mod expunge;
 mod feed;
 mod flags;
 pub(crate) mod import;
+mod intake;
 mod mailboxes;
 mod messages;
 mod queue;
@@ -39,6 +40,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use self::connect::Target;
+use self::intake::Intake;
 use self::session_locks::SessionLocks;
 use self::sql::db_error;
 use crate::flags::FlagSet;
@@ -53,15 +55,22 @@ use crate::{
 /// Changes a slow subscriber may fall behind by before it is told it lagged.
 const FEED_CAPACITY: usize = 1024;
 
-/// The PostgreSQL-backed [`Store`]. Dropping it stops its change-feed listener; pooled
-/// connections close as they are dropped.
+/// The PostgreSQL-backed [`Store`]. Dropping it stops its change-feed listener and
+/// intake workers; pooled connections close as they are dropped.
 pub struct PostgresStore {
+    node: Node,
+    intake: Intake,
+    listener: JoinHandle<()>,
+    session_locks: Arc<SessionLocks>,
+}
+
+/// This node's handle on the database: the pool, and the change feed its writes go to.
+#[derive(Clone)]
+struct Node {
     pool: Pool,
     feed: broadcast::Sender<Change>,
     /// Random per instance: marks this node's notifications so it skips their echo.
-    node: String,
-    listener: JoinHandle<()>,
-    session_locks: Arc<SessionLocks>,
+    id: Arc<str>,
 }
 
 impl PostgresStore {
@@ -98,15 +107,32 @@ impl PostgresStore {
             }
             Err(_) => return Err(StoreError::Closed),
         }
-        Ok(Self {
+        let node = Node {
             pool,
             feed,
+            id: node.into(),
+        };
+        Ok(Self {
+            intake: Intake::start(node.clone()),
             node,
             listener,
             session_locks,
         })
     }
 
+    async fn client(&self) -> Result<deadpool_postgres::Client> {
+        self.node.client().await
+    }
+
+    async fn write<T>(
+        &self,
+        work: impl AsyncFnOnce(&Transaction<'_>, &mut Vec<Change>) -> Result<T>,
+    ) -> Result<T> {
+        self.node.write(work).await
+    }
+}
+
+impl Node {
     async fn client(&self) -> Result<deadpool_postgres::Client> {
         let client = self.pool.get().await.map_err(|e| {
             StoreError::Database(format!("no database connection: {}", pool_error(&e)))
@@ -129,7 +155,7 @@ impl PostgresStore {
             .map_err(db_error("begin transaction"))?;
         let mut changes = Vec::new();
         let value = work(&tx, &mut changes).await?;
-        feed::notify(&tx, &self.node, &changes).await?;
+        feed::notify(&tx, &self.id, &changes).await?;
         tx.commit().await.map_err(db_error("commit"))?;
         for change in changes {
             // No subscribers is fine: nobody is waiting for news.
@@ -229,8 +255,7 @@ impl Store for PostgresStore {
 
     async fn deliver(&self, delivery: Delivery) -> Result<Delivered> {
         rules::check_delivery(&delivery)?;
-        self.write(async |tx, changes| messages::deliver(tx, &delivery, unix_now(), changes).await)
-            .await
+        self.intake.deliver(delivery).await
     }
 
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
@@ -436,7 +461,7 @@ impl Store for PostgresStore {
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.feed.subscribe()
+        self.node.feed.subscribe()
     }
 
     /// An advisory lock every node honours (see [`session_locks`]).
