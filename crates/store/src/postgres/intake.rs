@@ -13,7 +13,8 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{Node, messages, unix_now};
+use super::messages::{self, Targets};
+use super::{Node, unix_now};
 use crate::{Delivered, Delivery, Result, StoreError};
 
 /// Transactions one node runs for intake at once: one gathers while another commits.
@@ -86,12 +87,15 @@ async fn deliver_batch(node: &Node, batch: Vec<Pending>) {
         let deliveries: Vec<&Delivery> = batch.iter().map(|pending| &pending.delivery).collect();
         let together = node
             .write(async |tx, changes| {
-                messages::lock_targets(tx, &deliveries).await?;
+                let mut targets = Targets::lock(tx, &deliveries).await?;
                 let now = unix_now();
                 let mut delivered = Vec::with_capacity(deliveries.len());
                 for delivery in &deliveries {
-                    delivered.push(messages::deliver(tx, delivery, now, changes).await?);
+                    delivered.push(
+                        messages::deliver_locked(tx, delivery, now, &mut targets, changes).await?,
+                    );
                 }
+                targets.save(tx).await?;
                 Ok(delivered)
             })
             .await;

@@ -98,6 +98,55 @@ impl Counters {
         .collect()
     }
 
+    /// Locks the mailboxes named by the pairs (`accounts[i]`, `names[i]`) that exist, in
+    /// id order, and reads their counters with their names.
+    pub(super) async fn lock_by_name(
+        tx: &Transaction<'_>,
+        accounts: &[AccountId],
+        names: &[&str],
+    ) -> Result<Vec<(Self, String)>> {
+        if accounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        sql::rows(
+            tx,
+            "lock mailbox",
+            &format!(
+                "SELECT {COUNTER_COLUMNS}, name FROM mailboxes \
+                 WHERE (account, name) IN (SELECT * FROM unnest($1::bigint[], $2::text[])) \
+                 ORDER BY id FOR UPDATE"
+            ),
+            &[&accounts, &names],
+        )
+        .await?
+        .iter()
+        .map(|row| Ok((Self::from_row(row)?, get(row, 5)?)))
+        .collect()
+    }
+
+    /// Writes back the counters of several locked mailboxes in one statement.
+    pub(super) async fn save_all(tx: &Transaction<'_>, mailboxes: &[Self]) -> Result<()> {
+        if mailboxes.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<MailboxId> = mailboxes.iter().map(|m| m.id).collect();
+        let uid_next: Vec<i64> = mailboxes.iter().map(|m| i64::from(m.uid_next)).collect();
+        let modseqs = mailboxes
+            .iter()
+            .map(|m| sql::to_i64(m.highest_modseq))
+            .collect::<Result<Vec<_>>>()?;
+        sql::execute(
+            tx,
+            "advance mailbox counters",
+            "UPDATE mailboxes SET uid_next = m.uid_next, highest_modseq = m.modseq \
+             FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS m(id, uid_next, modseq) \
+             WHERE mailboxes.id = m.id",
+            &[&ids, &uid_next, &modseqs],
+        )
+        .await?;
+        Ok(())
+    }
+
     fn from_row(row: &Row) -> Result<Self> {
         Ok(Self {
             id: get(row, 0)?,

@@ -13,13 +13,13 @@ use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::Row;
 
 use super::expunge;
-use super::mailboxes::{self, Counters};
+use super::mailboxes::Counters;
 use super::queue;
 use super::sql::{self, get, get_u32, get_u64, to_i64, uid_array};
 use crate::flags::FlagSet;
 use crate::{
-    Appended, Change, Copied, Delivered, Delivery, MailboxId, MessageMeta, NewMessage, Result,
-    StoreError, names,
+    AccountId, Appended, Change, Copied, Delivered, Delivery, MailboxId, MessageMeta, NewMessage,
+    Result, StoreError, names,
 };
 
 /// The columns [`meta_from_row`] reads, flags as the stored space-separated string.
@@ -33,19 +33,68 @@ pub(super) async fn deliver(
     now: i64,
     changes: &mut Vec<Change>,
 ) -> Result<Delivered> {
-    let mut targets = Vec::with_capacity(delivery.local.len());
-    for target in &delivery.local {
-        let name = names::mailbox(&target.mailbox);
-        targets.push(mailboxes::id_by_name(tx, target.account, name).await?);
-    }
-    let mut unique = targets.clone();
-    unique.sort_unstable();
-    unique.dedup();
-    let mut locked = Counters::lock_all(tx, &unique).await?;
-    if locked.len() != unique.len() {
-        return Err(StoreError::NotFound("a target mailbox".into()));
+    let mut targets = Targets::lock(tx, &[delivery]).await?;
+    let delivered = deliver_locked(tx, delivery, now, &mut targets, changes).await?;
+    targets.save(tx).await?;
+    Ok(delivered)
+}
+
+/// The mailboxes some deliveries go to, locked (in id order, in one statement) with
+/// their counters, which the deliveries advance in memory and [`Targets::save`] writes
+/// back once. A batch of deliveries so takes its mailboxes in the same order as every
+/// other write, whatever order the deliveries name them in.
+pub(super) struct Targets {
+    by_name: HashMap<(AccountId, String), usize>,
+    counters: Vec<Counters>,
+}
+
+impl Targets {
+    pub(super) async fn lock(tx: &Transaction<'_>, deliveries: &[&Delivery]) -> Result<Self> {
+        let mut accounts = Vec::new();
+        let mut names = Vec::new();
+        for target in deliveries.iter().flat_map(|delivery| &delivery.local) {
+            accounts.push(target.account);
+            names.push(names::mailbox(&target.mailbox));
+        }
+        let locked = Counters::lock_by_name(tx, &accounts, &names).await?;
+        let mut by_name = HashMap::with_capacity(locked.len());
+        let mut counters = Vec::with_capacity(locked.len());
+        for (index, (mailbox, name)) in locked.into_iter().enumerate() {
+            by_name.insert((mailbox.account, name), index);
+            counters.push(mailbox);
+        }
+        Ok(Self { by_name, counters })
     }
 
+    /// The locked mailbox `name` of `account`; `NotFound` if it does not exist.
+    fn get(&mut self, account: AccountId, name: &str) -> Result<&mut Counters> {
+        let index = self
+            .by_name
+            .get(&(account, name.to_string()))
+            .copied()
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("mailbox {name:?} of account {account}"))
+            })?;
+        Ok(&mut self.counters[index])
+    }
+
+    pub(super) async fn save(&self, tx: &Transaction<'_>) -> Result<()> {
+        Counters::save_all(tx, &self.counters).await
+    }
+}
+
+/// [`deliver`] into mailboxes the caller has locked.
+pub(super) async fn deliver_locked(
+    tx: &Transaction<'_>,
+    delivery: &Delivery,
+    now: i64,
+    targets: &mut Targets,
+    changes: &mut Vec<Change>,
+) -> Result<Delivered> {
+    // Missing mailboxes fail the delivery before anything is written.
+    for target in &delivery.local {
+        targets.get(target.account, names::mailbox(&target.mailbox))?;
+    }
     let blob = insert_blob(tx, &delivery.raw).await?;
     let content = Content {
         blob,
@@ -53,19 +102,12 @@ pub(super) async fn deliver(
         internal_date: delivery.internal_date,
         size: delivery.raw.len() as u64,
     };
-    let mut messages = Vec::with_capacity(targets.len());
-    for target in targets {
-        let mailbox = locked
-            .iter_mut()
-            .find(|counters| counters.id == target)
-            .ok_or_else(|| StoreError::NotFound(format!("mailbox {target}")))?;
+    let mut messages = Vec::with_capacity(delivery.local.len());
+    for target in &delivery.local {
+        let mailbox = targets.get(target.account, names::mailbox(&target.mailbox))?;
         let uids = insert(tx, mailbox, &[&content], changes).await?;
-        messages.extend(uids.into_iter().map(|uid| (target, uid)));
+        messages.extend(uids.into_iter().map(|uid| (mailbox.id, uid)));
     }
-    for mailbox in &locked {
-        mailbox.save(tx).await?;
-    }
-
     let queue_id = match &delivery.outbound {
         Some(outbound) => {
             let id = queue::enqueue(tx, blob, outbound, content.size, now).await?;
@@ -75,31 +117,6 @@ pub(super) async fn deliver(
         None => None,
     };
     Ok(Delivered { messages, queue_id })
-}
-
-/// Locks every mailbox the deliveries go to, in id order, in one statement: a batch of
-/// deliveries then takes its mailboxes in the same order as every other write, whatever
-/// order the deliveries name them in. Missing mailboxes are left for `deliver` to report.
-pub(super) async fn lock_targets(tx: &Transaction<'_>, deliveries: &[&Delivery]) -> Result<()> {
-    let mut accounts = Vec::new();
-    let mut names = Vec::new();
-    for target in deliveries.iter().flat_map(|delivery| &delivery.local) {
-        accounts.push(target.account);
-        names.push(names::mailbox(&target.mailbox));
-    }
-    if accounts.is_empty() {
-        return Ok(());
-    }
-    sql::execute(
-        tx,
-        "lock target mailboxes",
-        "SELECT 1 FROM mailboxes \
-         WHERE (account, name) IN (SELECT * FROM unnest($1::bigint[], $2::text[])) \
-         ORDER BY id FOR UPDATE",
-        &[&accounts, &names],
-    )
-    .await?;
-    Ok(())
 }
 
 /// RFC 9051 §6.3.12: one message, with the flags and date the client gave.

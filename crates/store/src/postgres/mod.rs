@@ -5,6 +5,7 @@
 //! Each write is one transaction on a pooled connection, committed before the call
 //! returns; every connection runs with `synchronous_commit = on`, so a commit is on the
 //! database's disk (and its synchronous standbys') before a delivery is acknowledged.
+//! Deliveries that arrive together share a transaction (see [`intake`]).
 //! UIDs and MODSEQs come from the mailbox row under its lock (see [`mailboxes`]); queue
 //! claims skip the rows other nodes are leasing (see [`queue`]); changes travel to the
 //! other nodes by LISTEN/NOTIFY (see [`feed`]).
