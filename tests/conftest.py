@@ -5,6 +5,7 @@ with any config the test needs. Every server started here is stopped with SIGTER
 teardown and must exit 0, unless the test killed it on purpose.
 """
 
+import json
 import os
 import queue
 import signal
@@ -162,8 +163,11 @@ class Server:
         return [self.mail_cat(address, uid) for uid, _, _ in self.mail_list(address)]
 
     def queue_list(self):
-        out = self.cli("queue", "list").stdout.decode()
-        return [line.split() for line in out.splitlines() if line.strip()]
+        """The queue as [id, sender, recipients joined by commas, size] per entry."""
+        entries = json.loads(self.cli("queue", "list", "--json").stdout)
+        return [[str(e["id"]), e["sender"] or "<>",
+                 ",".join(r["address"] for r in e["recipients"]), str(e["size"])]
+                for e in entries]
 
     # ---- process ----
 
