@@ -31,6 +31,9 @@ pub struct DeliverySettings {
     /// How long one SMTP command may wait for its reply (RFC 5321 §4.5.3.2 gives minutes;
     /// DATA's end gets 10 minutes there).
     pub command_timeout: Duration,
+    /// How long establishing the TCP connection to one MX address may take before the
+    /// next address is tried (Postfix's `smtp_connect_timeout`; RFC 5321 sets none).
+    pub connect_timeout: Duration,
     /// Once a domain has shown verified TLS, require it from then on (downgrade memory).
     pub downgrade_memory: bool,
     /// Send TLS-RPT reports (RFC 8460) to domains that ask for them.
@@ -66,6 +69,7 @@ impl Default for DeliverySettings {
             per_destination: 4,
             max_connections: 64,
             command_timeout: Duration::from_secs(5 * 60),
+            connect_timeout: Duration::from_secs(30),
             downgrade_memory: true,
             tls_reports: true,
             domains: HashMap::new(),

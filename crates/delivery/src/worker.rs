@@ -99,6 +99,7 @@ impl QueueWorker {
             engine: self.engine.clone(),
             client: ClientSettings {
                 helo: settings.hostname.clone(),
+                connect_timeout: settings.connect_timeout,
                 command_timeout: settings.command_timeout,
                 data_timeout: DATA_TIMEOUT.max(settings.command_timeout),
             },

@@ -12,7 +12,7 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use sealpost_store::{Login, LoginPolicy, Store};
 use sealpost_tls::{AppProtocol, Line, MailStream, TlsAcceptor, TlsServer, TlsSettings};
 use tempfile::TempDir;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -65,6 +65,7 @@ fn server_name() -> ServerName<'static> {
 fn settings() -> ClientSettings {
     ClientSettings {
         helo: "client.example.org".into(),
+        connect_timeout: Duration::from_secs(10),
         command_timeout: Duration::from_secs(10),
         data_timeout: Duration::from_secs(10),
     }
@@ -454,6 +455,8 @@ enum Step {
     StartTls,
     /// Say nothing more (the connection stays open until the test ends).
     Stall,
+    /// Say nothing for this long.
+    Sleep(Duration),
 }
 
 /// A server that plays `script` to one client; returns every line it read.
@@ -488,6 +491,7 @@ async fn scripted(
                         .expect("the server handshake");
                 }
                 Step::Stall => std::future::pending::<()>().await,
+                Step::Sleep(pause) => tokio::time::sleep(pause).await,
             }
         }
         heard
@@ -578,6 +582,74 @@ async fn silent_server_times_out_at_the_stage_it_went_quiet() {
         matches!(error, ClientError::Timeout { stage: Stage::Ehlo }),
         "{error:?}"
     );
+}
+
+/// A listener that never accepts, its accept queue filled: the kernel drops further
+/// SYNs, so a new connection hangs in the handshake like one to a blackholed address.
+async fn unanswered_listener() -> (SocketAddr, tokio::net::TcpListener, Vec<TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.bind("127.0.0.1:0".parse().unwrap()).expect("a port");
+    let listener = socket.listen(0).expect("a listener");
+    let addr = listener.local_addr().expect("an address");
+    let mut queued = Vec::new();
+    for _ in 0..64 {
+        match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+            Ok(Ok(tcp)) => queued.push(tcp),
+            Ok(Err(e)) => panic!("connecting to fill the queue: {e}"),
+            Err(_) => return (addr, listener, queued),
+        }
+    }
+    panic!("the accept queue never filled");
+}
+
+#[tokio::test]
+async fn connecting_is_bounded_by_the_connect_timeout_not_the_command_timeout() {
+    let (addr, _listener, _queued) = unanswered_listener().await;
+    let quick_connect = ClientSettings {
+        connect_timeout: Duration::from_millis(300),
+        command_timeout: Duration::from_secs(60),
+        ..settings()
+    };
+    let started = std::time::Instant::now();
+    let error = ClientSession::connect(addr, &quick_connect)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            error,
+            ClientError::Timeout {
+                stage: Stage::Connect
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!error.is_permanent());
+}
+
+#[tokio::test]
+async fn the_greeting_waits_for_the_command_timeout_not_the_connect_timeout() {
+    let (addr, _server) = scripted(
+        vec![
+            Step::Sleep(Duration::from_millis(600)),
+            Step::Send(b"220 hi\r\n"),
+            Step::Expect("EHLO"),
+            Step::Send(b"250 hi\r\n"),
+        ],
+        None,
+    )
+    .await;
+    let slow_greeting_ok = ClientSettings {
+        connect_timeout: Duration::from_millis(200),
+        ..settings()
+    };
+    let session = ClientSession::connect(addr, &slow_greeting_ok).await;
+    assert!(session.is_ok(), "{:?}", session.err());
 }
 
 #[tokio::test]
