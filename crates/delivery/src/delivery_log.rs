@@ -62,7 +62,9 @@ impl fmt::Display for DeliveryLine<'_> {
             }
             None => f.write_str(" tls=none cipher=-")?,
         }
-        write!(f, " {}", self.policy)?;
+        // The policy's check text carries remote words too (a certificate's names, a
+        // handshake error): its quoting is the engine's, its line breaks are not allowed.
+        write!(f, " {}", one_line(self.policy))?;
         let reason = decisive.map_or("", |o| o.reason.as_str());
         let reply = decisive.and_then(|o| o.reply.as_deref()).unwrap_or("-");
         write!(
@@ -110,12 +112,20 @@ fn token(value: &str) -> String {
 }
 
 fn quoted(value: &str) -> String {
+    one_line(&value.replace('"', "'"))
+}
+
+/// Control characters (CR, LF, NEL...) and the Unicode line and paragraph separators
+/// become spaces: nothing a remote server says can start a log line of its own.
+fn one_line(value: &str) -> String {
     value
         .chars()
-        .map(|c| match c {
-            '"' => '\'',
-            c if c.is_control() => ' ',
-            c => c,
+        .map(|c| {
+            if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+                ' '
+            } else {
+                c
+            }
         })
         .collect()
 }
@@ -217,5 +227,33 @@ mod tests {
         .to_string();
         assert!(line.starts_with("delivery bounced id=2 "), "{line}");
         assert!(line.ends_with("reason=\"null MX\" reply=\"-\""), "{line}");
+    }
+
+    #[test]
+    fn remote_words_with_line_breaks_stay_on_one_line() {
+        let outcomes = [outcome(
+            Verdict::Deferred,
+            "mx [192.0.2.1]: garbage\r\ndelivery delivered id=9",
+            Some("421 4.3.0 bye\r\nfake\u{2028}line\u{85}"),
+        )];
+        let line = DeliveryLine {
+            id: 3,
+            domain: "example.org",
+            mx: Some("mx.example.org"),
+            ip: Some(IpAddr::from([192, 0, 2, 1])),
+            tls: None,
+            policy: "policy=mta-sts-testing verified=no check=\"validation-failure: not valid for \r\nevil\"",
+            outcomes: &outcomes,
+        }
+        .to_string();
+        assert_eq!(line.lines().count(), 1, "{line:?}");
+        assert!(
+            !line.contains(['\r', '\n', '\u{2028}', '\u{85}']),
+            "{line:?}"
+        );
+        assert!(
+            line.contains("check=\"validation-failure: not valid for   evil\""),
+            "{line}"
+        );
     }
 }
