@@ -34,6 +34,14 @@ pub const RESULT_RETENTION_DAYS: i64 = 7;
 
 const DAY: i64 = 86_400;
 
+/// Most `mailto:` destinations one report goes to. The record is the remote domain's
+/// to write; without a bound one TXT record could make us mail a report to thousands
+/// of third parties.
+const MAX_REPORT_DESTINATIONS: usize = 5;
+
+/// Longest address accepted as a destination (RFC 5321 §4.5.3.1: 64 + 1 + 255).
+const MAX_REPORT_ADDRESS: usize = 320;
+
 /// One report [`send_reports`] queued.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentTlsReport {
@@ -123,21 +131,49 @@ pub async fn report_destinations(
     let Ok(parsed) = TlsRpt::parse(record) else {
         return Ok(None);
     };
-    let mut mailto = Vec::new();
+    let mut mailto: Vec<String> = Vec::new();
     for uri in parsed.rua {
         match uri {
-            ReportUri::Mail(address) if address.contains('@') => {
-                mailto.push(address.to_ascii_lowercase());
+            ReportUri::Mail(address) if is_plain_address(&address) => {
+                let address = address.to_ascii_lowercase();
+                if mailto.len() >= MAX_REPORT_DESTINATIONS {
+                    tracing::info!(target: "delivery", %domain, "TLS-RPT record names more than {MAX_REPORT_DESTINATIONS} destinations; the rest are skipped");
+                    break;
+                }
+                if !mailto.contains(&address) {
+                    mailto.push(address);
+                }
             }
             ReportUri::Mail(address) => {
-                tracing::info!(target: "delivery", %domain, rua = %address, "TLS-RPT rua is not a mail address; skipped");
+                tracing::info!(target: "delivery", %domain, rua = ?address, "TLS-RPT rua is not a mail address; skipped");
             }
             ReportUri::Http(url) => {
-                tracing::info!(target: "delivery", %domain, rua = %url, "TLS-RPT https: rua is not supported; skipped");
+                tracing::info!(target: "delivery", %domain, rua = ?url, "TLS-RPT https: rua is not supported; skipped");
             }
         }
     }
     Ok((!mailto.is_empty()).then_some(mailto))
+}
+
+/// A `mailto:` address fit for an envelope and a `To:` field: `local@domain`, nothing
+/// that could end a header line or an address (mail-auth decodes `=0D=0A` in the URI,
+/// so the record's author could otherwise write CR LF into our report's header).
+fn is_plain_address(address: &str) -> bool {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && address.len() <= MAX_REPORT_ADDRESS
+        && !domain.contains('@')
+        && address.chars().all(|c| {
+            !c.is_control()
+                && !c.is_whitespace()
+                && !matches!(
+                    c,
+                    '<' | '>' | ',' | '"' | '(' | ')' | ';' | '\\' | '[' | ']'
+                )
+        })
 }
 
 /// The domain reports are sent from: the local domain that is or contains the hostname,

@@ -209,6 +209,8 @@ _smtp._tls.web   TXT "v=TLSRPTv1; rua=https://reports.example/v1"
 _smtp._tls.two   TXT "v=TLSRPTv1; rua=mailto:one@two.example.test"
 _smtp._tls.two   TXT "v=TLSRPTv1; rua=mailto:two@two.example.test"
 _smtp._tls.bad   TXT "v=spf1 -all"
+_smtp._tls.inject TXT "v=TLSRPTv1; rua=mailto:a@inject.example.test=0D=0ABcc:=20victim@elsewhere.test,mailto:ok@inject.example.test"
+_smtp._tls.many  TXT "v=TLSRPTv1; rua=mailto:1@x.test,mailto:2@x.test,mailto:2@x.test,mailto:3@x.test,mailto:4@x.test,mailto:5@x.test,mailto:6@x.test,mailto:7@x.test"
 "#;
 
 struct Setup {
@@ -299,6 +301,31 @@ async fn destinations_are_the_mailto_uris_of_exactly_one_record() {
             .await
             .unwrap(),
         None
+    );
+}
+
+#[tokio::test]
+async fn a_destination_that_could_break_the_report_header_is_skipped() {
+    let setup = setup().await;
+    // `=0D=0A` decodes to CR LF: it must never reach the To: field or the envelope.
+    assert_eq!(
+        report_destinations(&setup.resolver, "inject.example.test")
+            .await
+            .unwrap(),
+        Some(vec!["ok@inject.example.test".to_string()])
+    );
+}
+
+#[tokio::test]
+async fn destinations_are_deduplicated_and_bounded() {
+    let setup = setup().await;
+    let destinations = report_destinations(&setup.resolver, "many.example.test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        destinations,
+        ["1@x.test", "2@x.test", "3@x.test", "4@x.test", "5@x.test"]
     );
 }
 
