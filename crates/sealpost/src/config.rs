@@ -585,7 +585,12 @@ impl Config {
         Ok(sealpost_dns::ResolverSettings {
             nameservers,
             timeout: Duration::from_secs(self.dns.timeout),
-            trust_anchor: self.dns.trust_anchor.clone(),
+            // `trust_anchor = ""` reads as unset, like the other optional paths.
+            trust_anchor: self
+                .dns
+                .trust_anchor
+                .clone()
+                .filter(|path| !path.as_os_str().is_empty()),
             ..sealpost_dns::ResolverSettings::default()
         })
     }
@@ -733,6 +738,17 @@ url = ""
             .unwrap_err()
             .to_string();
         assert!(err.contains("verfy"), "{err}");
+    }
+
+    #[test]
+    fn dns_empty_trust_anchor_means_the_built_in_root_key() {
+        let config = Config::parse("[dns]\ntrust_anchor = \"\"").unwrap();
+        assert_eq!(config.resolver_settings().unwrap().trust_anchor, None);
+        let config = Config::parse("[dns]\ntrust_anchor = \"/etc/anchor\"").unwrap();
+        assert_eq!(
+            config.resolver_settings().unwrap().trust_anchor,
+            Some(std::path::PathBuf::from("/etc/anchor"))
+        );
     }
 
     #[test]
