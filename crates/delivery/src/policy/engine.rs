@@ -156,11 +156,21 @@ impl PolicyEngine {
             tls_required_no: request.tls_required_no,
         };
         // RFC 8689 §4.2.1: REQUIRETLS needs MX records that DNSSEC or an MTA-STS policy
-        // vouches for; otherwise an attacker could have named the MX.
+        // vouches for; otherwise an attacker could have named the MX. Only a policy in
+        // `enforce` mode vouches: one in `testing` mode is its domain saying the MX list
+        // is not to be acted on yet (RFC 8461 §5), and refusing is the side that cannot
+        // send a REQUIRETLS message to a host an attacker named.
         let mx_secure = hosts.iter().all(|host| host.mx_secure);
         if request.require_tls && !mx_secure {
             match &sts {
-                StsState::Policy(_) => {}
+                StsState::Policy(active) if active.policy.mode == StsMode::Enforce => {}
+                StsState::Policy(_) => {
+                    return Err(RouteError::RequireTlsUnmet(format!(
+                        "REQUIRETLS: the MX records of {domain} are not DNSSEC-signed and its \
+                         MTA-STS policy is in testing mode, which does not vouch for them \
+                         (RFC 8689 §4.2.1)"
+                    )));
+                }
                 // The policy may be fetchable later; the message waits for it.
                 StsState::Unavailable { detail, .. } => {
                     return Err(RouteError::Temporary(format!(
@@ -397,15 +407,13 @@ impl PolicyEngine {
             ));
         }
         if facts.require_tls {
-            // Without DNSSEC the MX is only vouched for by the MTA-STS policy's
-            // patterns (RFC 8689 §4.2.1); with it, every MX is.
-            if let Some(active) = sts
-                && !host.mx_secure
-                && !active.policy.allows_mx(&host.name)
-            {
-                return Err(Excluded::by_policy(not_in_sts_policy(
-                    &host.name,
-                    facts.domain,
+            // Without DNSSEC the MX is only vouched for by an MTA-STS policy in enforce
+            // mode (RFC 8689 §4.2.1), whose hosts were planned above; with it, every MX is.
+            if !host.mx_secure {
+                return Err(Excluded::by_policy(format!(
+                    "REQUIRETLS: nothing vouches for {} as an MX of {} (no DNSSEC, no \
+                     MTA-STS policy in enforce mode naming it)",
+                    host.name, facts.domain
                 )));
             }
             return Ok(plan(

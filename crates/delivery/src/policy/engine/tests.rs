@@ -497,14 +497,21 @@ async fn requiretls_needs_a_secure_or_mta_sts_vouched_mx() {
         .unwrap();
     assert_eq!(route.policy, PolicyKind::RequireTls);
     assert!(route.hosts[0].tls_required);
-    // An MTA-STS policy in testing mode vouches for the hosts it names only.
+    // An MTA-STS policy in enforce mode vouches for the hosts it names only...
     let route = engine
-        .route(&require_tls("testing.example.test"))
+        .route(&require_tls("sts.example.test"))
         .await
         .unwrap();
-    assert_eq!(route.policy, PolicyKind::RequireTls);
-    assert_eq!(names(&route), ["mx.testing.example.test"]);
+    assert_eq!(route.policy, PolicyKind::MtaStsEnforce);
+    assert_eq!(names(&route), ["mx.sts.example.test"]);
     assert!(route.hosts[0].tls_required);
+    // ...one in testing mode for none (RFC 8689 §4.2.1): the message cannot go.
+    match engine.route(&require_tls("testing.example.test")).await {
+        Err(RouteError::RequireTlsUnmet(reason)) => {
+            assert!(reason.contains("testing mode"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
     // DANE stays DANE.
     assert_eq!(
         engine
