@@ -11,6 +11,12 @@ use sealpost_dns::{Dnssec, LookupError, Resolver};
 
 use super::RouteError;
 
+/// MX hosts looked at, most preferred first. The records are the remote domain's to
+/// write: without a bound one answer with hundreds of MX records would cost hundreds of
+/// address and TLSA lookups on every connection (Postfix's `smtp_mx_address_limit` is
+/// in the same spirit).
+pub(crate) const MAX_MX_HOSTS: usize = 10;
+
 /// One host mail for the domain can go to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MxHost {
@@ -63,7 +69,7 @@ pub(crate) async fn resolve(resolver: &Resolver, domain: &str) -> Result<Vec<MxH
 
     let mut hosts = Vec::with_capacity(exchanges.len());
     let mut temporary = None;
-    for (preference, name) in order(exchanges) {
+    for (preference, name) in order(exchanges).into_iter().take(MAX_MX_HOSTS) {
         match resolver.ip_validated(&name).await {
             Ok(addresses) if addresses.dnssec == Dnssec::Bogus => {
                 temporary = Some(format!("the addresses of {name} fail DNSSEC validation"));

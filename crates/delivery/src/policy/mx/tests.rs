@@ -25,6 +25,66 @@ partial    MX  20 mx1
 slow       MX  10 host.silent
 slowpart   MX  10 host.silent
 slowpart   MX  20 ghost1
+many       MX  0 m0
+m0         A   192.0.2.100
+many       MX  1 m1
+m1         A   192.0.2.101
+many       MX  2 m2
+m2         A   192.0.2.102
+many       MX  3 m3
+m3         A   192.0.2.103
+many       MX  4 m4
+m4         A   192.0.2.104
+many       MX  5 m5
+m5         A   192.0.2.105
+many       MX  6 m6
+m6         A   192.0.2.106
+many       MX  7 m7
+m7         A   192.0.2.107
+many       MX  8 m8
+m8         A   192.0.2.108
+many       MX  9 m9
+m9         A   192.0.2.109
+many       MX  10 m10
+m10         A   192.0.2.110
+many       MX  11 m11
+m11         A   192.0.2.111
+many       MX  12 m12
+m12         A   192.0.2.112
+many       MX  13 m13
+m13         A   192.0.2.113
+many       MX  14 m14
+m14         A   192.0.2.114
+many       MX  15 m15
+m15         A   192.0.2.115
+many       MX  16 m16
+m16         A   192.0.2.116
+many       MX  17 m17
+m17         A   192.0.2.117
+many       MX  18 m18
+m18         A   192.0.2.118
+many       MX  19 m19
+m19         A   192.0.2.119
+many       MX  20 m20
+m20         A   192.0.2.120
+many       MX  21 m21
+m21         A   192.0.2.121
+many       MX  22 m22
+m22         A   192.0.2.122
+many       MX  23 m23
+m23         A   192.0.2.123
+many       MX  24 m24
+m24         A   192.0.2.124
+many       MX  25 m25
+m25         A   192.0.2.125
+many       MX  26 m26
+m26         A   192.0.2.126
+many       MX  27 m27
+m27         A   192.0.2.127
+many       MX  28 m28
+m28         A   192.0.2.128
+many       MX  29 m29
+m29         A   192.0.2.129
 "#;
 
 const SIGNED: &str = r#"
@@ -176,4 +236,15 @@ fn address_literals_name_their_host() {
     );
     assert_eq!(address_literal("example.test"), None);
     assert_eq!(address_literal("[not an address]"), None);
+}
+
+#[tokio::test]
+async fn only_the_most_preferred_hosts_are_looked_at() {
+    let dns = dns().await;
+    let hosts = resolve(&resolver(&dns), "many.example.test").await.unwrap();
+    let names: Vec<&str> = hosts.iter().map(|host| host.name.as_str()).collect();
+    let expected: Vec<String> = (0..MAX_MX_HOSTS)
+        .map(|i| format!("m{i}.example.test"))
+        .collect();
+    assert_eq!(names, expected);
 }
