@@ -372,7 +372,14 @@ impl Courier {
                     outcomes.extend(chunk.iter().cloned().zip(decided));
                 }
                 Err(error) => {
-                    if open.carried > 0 && outcomes.is_empty() && !error.is_permanent() {
+                    // A reused session the server had closed fails before the message
+                    // goes out; one that failed after it may have delivered it, and
+                    // that waits for the backoff like any other deferral.
+                    if open.carried > 0
+                        && outcomes.is_empty()
+                        && !error.is_permanent()
+                        && !open.session.message_may_have_arrived()
+                    {
                         return AfterParcel::Retry(parcel);
                     }
                     if !matches!(error, ClientError::Unsupported(_)) {

@@ -72,6 +72,8 @@ pub struct ClientSession {
     tls: Option<TlsDetails>,
     /// MAIL was accepted and the transaction did not end: RSET before the next MAIL.
     transaction_open: bool,
+    /// The last `send` began writing the message itself.
+    message_started: bool,
 }
 
 impl ClientSession {
@@ -106,6 +108,7 @@ impl ClientSession {
             capabilities: Capabilities::default(),
             tls: None,
             transaction_open: false,
+            message_started: false,
         };
         session.hello().await?;
         Ok(session)
@@ -193,9 +196,17 @@ impl ClientSession {
         envelope: &ClientEnvelope,
         message: &[u8],
     ) -> Result<Transaction, ClientError> {
+        self.message_started = false;
         let commands = EnvelopeCommands::new(envelope, message, &self.capabilities)?;
         let result = self.send_inner(commands, message).await;
         self.settle(result)
+    }
+
+    /// Whether the last [`send`](Self::send) got as far as writing the message: after an
+    /// error from then on the server may have taken it (its verdict was lost), so sending
+    /// it again at once risks a duplicate; before, nothing can have been delivered.
+    pub fn message_may_have_arrived(&self) -> bool {
+        self.message_started
     }
 
     /// RSET: the server forgets any transaction under way.
@@ -359,6 +370,7 @@ impl ClientSession {
 
     /// Writes the message octets and reads the verdict, under the data timeout.
     async fn verdict(&mut self, wire: &[u8]) -> Result<Reply, ClientError> {
+        self.message_started = true;
         let limit = self.settings.data_timeout;
         self.write(wire, Stage::EndOfData, limit).await?;
         let stream = self.connection()?;

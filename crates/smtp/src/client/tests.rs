@@ -653,6 +653,54 @@ async fn the_greeting_waits_for_the_command_timeout_not_the_connect_timeout() {
 }
 
 #[tokio::test]
+async fn whether_the_message_may_have_arrived_follows_how_far_the_send_got() {
+    // The server closes at MAIL: nothing of the message went out.
+    let (addr, _server) = scripted(
+        vec![
+            Step::Send(b"220 hi\r\n"),
+            Step::Expect("EHLO"),
+            Step::Send(b"250 hi\r\n"),
+            Step::Expect("MAIL FROM:<a@x.test>"),
+        ],
+        None,
+    )
+    .await;
+    let mut session = ClientSession::connect(addr, &settings()).await.unwrap();
+    let error = session
+        .send(&envelope("a@x.test", &["b@y.test"]), b"x\r\n")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClientError::Io(_)), "{error:?}");
+    assert!(!session.message_may_have_arrived());
+
+    // The server closes after the message, before its verdict.
+    let (addr, _server) = scripted(
+        vec![
+            Step::Send(b"220 hi\r\n"),
+            Step::Expect("EHLO"),
+            Step::Send(b"250 hi\r\n"),
+            Step::Expect("MAIL FROM:<a@x.test>"),
+            Step::Send(b"250 ok\r\n"),
+            Step::Expect("RCPT TO:<b@y.test>"),
+            Step::Send(b"250 ok\r\n"),
+            Step::Expect("DATA"),
+            Step::Send(b"354 go\r\n"),
+            Step::Expect("x"),
+            Step::Expect("."),
+        ],
+        None,
+    )
+    .await;
+    let mut session = ClientSession::connect(addr, &settings()).await.unwrap();
+    let error = session
+        .send(&envelope("a@x.test", &["b@y.test"]), b"x\r\n")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClientError::Io(_)), "{error:?}");
+    assert!(session.message_may_have_arrived());
+}
+
+#[tokio::test]
 async fn verdict_on_the_message_is_bounded_by_the_data_timeout() {
     let (addr, _server) = scripted(
         vec![
