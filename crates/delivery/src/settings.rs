@@ -34,6 +34,10 @@ pub struct DeliverySettings {
     /// How long establishing the TCP connection to one MX address may take before the
     /// next address is tried (Postfix's `smtp_connect_timeout`; RFC 5321 sets none).
     pub connect_timeout: Duration,
+    /// How long a claim holds a queue entry. The worker renews the lease of every entry
+    /// it still works on each third of this, so it bounds how long a dead node's entries
+    /// wait for another node, not how long one attempt may take.
+    pub lease: Duration,
     /// Once a domain has shown verified TLS, require it from then on (downgrade memory).
     pub downgrade_memory: bool,
     /// Send TLS-RPT reports (RFC 8460) to domains that ask for them.
@@ -70,6 +74,7 @@ impl Default for DeliverySettings {
             max_connections: 64,
             command_timeout: Duration::from_secs(5 * 60),
             connect_timeout: Duration::from_secs(30),
+            lease: Duration::from_secs(120),
             downgrade_memory: true,
             tls_reports: true,
             domains: HashMap::new(),

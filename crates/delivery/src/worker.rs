@@ -9,8 +9,12 @@
 //! store until there is room.
 //!
 //! Claims are leases: an entry claimed here is no one else's until its attempt is
-//! written or the lease runs out. A crash between the remote's 250 and that write means
-//! the message is sent again later: a possible duplicate, never a loss.
+//! written or the lease runs out. The lease is short (`[delivery] lease`, two minutes)
+//! and renewed every third of it for every entry still held, so a node that dies hands
+//! its entries to the others within a lease, while an attempt that outlasts the lease
+//! (a slow MX, a long DATA) keeps its entry and is not claimed twice. A crash between
+//! the remote's 250 and that write means the message is sent again later: a possible
+//! duplicate, never a loss.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -40,9 +44,8 @@ const IN_FLIGHT: usize = 1000;
 /// With a backlog, claim again only once this many slots are free, so claims stay big.
 const CLAIM_BATCH: usize = IN_FLIGHT / 4;
 
-/// How long a claim holds an entry. Longer than any one attempt should take; if it runs
-/// out anyway, this worker skips its own entries that come back (`in_flight`).
-const LEASE: Duration = Duration::from_secs(30 * 60);
+/// The shortest pause between two lease renewals, whatever the configured lease.
+const MIN_RENEW_EVERY: Duration = Duration::from_millis(100);
 
 /// The longest sleep between two looks at the queue.
 const POLL: Duration = Duration::from_secs(5);
@@ -77,7 +80,7 @@ impl QueueWorker {
 
     /// This is the only worker on the store (the embedded store, used by one server):
     /// leases still held at start are left from a run that crashed, and are released
-    /// at once instead of waiting out [`LEASE`].
+    /// at once instead of waiting out the lease.
     pub fn sole_worker(mut self, sole: bool) -> Self {
         self.sole_worker = sole;
         self
@@ -109,6 +112,7 @@ impl QueueWorker {
             done: done_tx,
             stopping: stopping_rx,
         });
+        let renew_every = (self.settings.lease / 3).max(MIN_RENEW_EVERY);
         let mut worker = Worker {
             store: self.store,
             engine: self.engine,
@@ -120,6 +124,9 @@ impl QueueWorker {
             done: done_rx,
             next_retry: None,
             backlog: false,
+            renew_every,
+            renew_at: Instant::now() + renew_every,
+            looked_at: Instant::now(),
         };
         if self.sole_worker {
             worker.release_leases_left_by_a_crash().await;
@@ -148,6 +155,12 @@ struct Worker {
     next_retry: Option<i64>,
     /// The last claim was full: more is due than there was room for.
     backlog: bool,
+    /// How often the leases of the entries held are renewed (a third of the lease).
+    renew_every: Duration,
+    renew_at: Instant,
+    /// When the queue was last looked at (or the poll found no room to): the next look
+    /// is due [`POLL`] after it, however often other events (renewals) wake the loop.
+    looked_at: Instant,
 }
 
 impl Worker {
@@ -194,7 +207,11 @@ impl Worker {
                     // No more change notices: polling alone finds new entries.
                     Err(RecvError::Closed) => feed_open = false,
                 },
-                _ = tokio::time::sleep_until(wake) => due = true,
+                _ = tokio::time::sleep_until(self.renew_at) => self.renew_leases().await,
+                _ = tokio::time::sleep_until(wake) => {
+                    self.looked_at = Instant::now();
+                    due = true;
+                }
             }
         }
     }
@@ -211,7 +228,7 @@ impl Worker {
     }
 
     fn wake_at(&self) -> Instant {
-        let poll = Instant::now() + POLL;
+        let poll = self.looked_at + POLL;
         let Some(retry) = self.next_retry else {
             return poll;
         };
@@ -221,12 +238,13 @@ impl Worker {
 
     /// Claims what is due and has room, and hands it to the destinations.
     async fn claim(&mut self) {
+        self.looked_at = Instant::now();
         let now = unix_now();
         if self.next_retry.is_some_and(|retry| retry <= now) {
             self.next_retry = None;
         }
         let limit = IN_FLIGHT.saturating_sub(self.in_flight.len());
-        let lease_until = now.saturating_add(LEASE.as_secs() as i64);
+        let lease_until = self.lease_until(now);
         let claimed = match self
             .store
             .claim_queue_entries(now, lease_until, limit)
@@ -257,6 +275,30 @@ impl Worker {
         }
         for (key, parcels) in parcels {
             self.dispatch(key, parcels);
+        }
+    }
+
+    /// A lease taken or renewed at `now` runs until then.
+    fn lease_until(&self, now: i64) -> i64 {
+        let lease = self.courier.settings.lease.as_secs().max(1);
+        now.saturating_add(i64::try_from(lease).unwrap_or(i64::MAX))
+    }
+
+    /// Extends the lease of every entry held (under way, or being written back), and
+    /// schedules the next renewal. Entries already written back keep no lease: the store
+    /// renews only leases still held.
+    async fn renew_leases(&mut self) {
+        self.renew_at = Instant::now() + self.renew_every;
+        if self.in_flight.is_empty() {
+            return;
+        }
+        let ids: Vec<QueueId> = self.in_flight.keys().copied().collect();
+        let count = ids.len();
+        let lease_until = self.lease_until(unix_now());
+        if let Err(error) = self.store.renew_queue_leases(ids, lease_until).await {
+            // Retried at the next renewal; should the lease run out meanwhile, another
+            // worker may send these entries too (a duplicate, never a loss).
+            tracing::warn!(target: "delivery", %error, count, "cannot renew the leases of entries under way");
         }
     }
 
@@ -378,6 +420,8 @@ impl Worker {
                         break;
                     }
                 }
+                // The grace period may outlast what is left of a short lease.
+                _ = tokio::time::sleep_until(self.renew_at) => self.renew_leases().await,
                 _ = tokio::time::sleep_until(deadline) => {
                     tracing::warn!(target: "delivery", "deliveries still under way at shutdown were cut; they will be retried");
                     self.connections.shutdown().await;

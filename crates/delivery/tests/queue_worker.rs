@@ -138,6 +138,23 @@ impl Sender {
         roots: Vec<CertificateDer<'static>>,
         per_destination: usize,
     ) -> Sender {
+        Self::start_with_lease(
+            dns,
+            port,
+            roots,
+            per_destination,
+            DeliverySettings::default().lease,
+        )
+        .await
+    }
+
+    async fn start_with_lease(
+        dns: TestDnsBuilder,
+        port: u16,
+        roots: Vec<CertificateDer<'static>>,
+        per_destination: usize,
+        lease: Duration,
+    ) -> Sender {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
         store.create_account(SENDER, "x").await.unwrap();
@@ -161,6 +178,7 @@ impl Sender {
             max_retry: Duration::from_secs(2),
             per_destination,
             command_timeout: Duration::from_secs(10),
+            lease,
             ..DeliverySettings::default()
         });
         let dyn_store: Arc<dyn Store> = store.clone();
@@ -398,6 +416,52 @@ async fn shutdown_gives_unattempted_entries_back_due_and_unleased() {
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1, "the entry is still leased after shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_longer_than_the_lease_keeps_its_entry_from_other_workers() {
+    // An MX that accepts and never greets holds the attempt for the command timeout
+    // (10 s), five times the lease.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = accepted.clone();
+    let _holding = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = silent.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            held.push(tcp);
+        }
+    });
+    let lease = Duration::from_secs(2);
+    let sender = Sender::start_with_lease(example_org(), port, Vec::new(), 4, lease).await;
+    sender.submit(&["bob@example.org"], "slow").await;
+    eventually("the attempt is under way", || async {
+        accepted.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+
+    // Another worker on the same store, claiming every quarter second for three leases,
+    // never gets the entry: its lease keeps being renewed past the original expiry.
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < lease * 3 {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let stolen = sender
+            .store
+            .claim_queue_entries(now, now + 60, 10)
+            .await
+            .unwrap();
+        assert!(
+            stolen.is_empty(),
+            "another worker claimed the entry under way after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let entries = sender.store.queue_entries().await.unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].attempts, 0, "the attempt is still under way");
+    sender.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

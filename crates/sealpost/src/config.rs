@@ -206,6 +206,9 @@ impl Default for LimitsConfig {
     }
 }
 
+/// The shortest `[delivery] lease`, in seconds.
+const MIN_DELIVERY_LEASE: u64 = 10;
+
 /// Outbound delivery: the queue worker inside `serve` and its TLS policy.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -228,6 +231,9 @@ pub struct DeliveryConfig {
     pub per_destination: usize,
     /// Outbound connections at once in all.
     pub max_connections: usize,
+    /// Seconds a claimed queue entry is held; renewed every third of it while the
+    /// attempt is under way, so it is how soon a dead node's entries go to another.
+    pub lease: u64,
     /// Once a domain has shown verified TLS, require it from then on.
     pub downgrade_memory: bool,
     /// Send TLS-RPT reports (RFC 8460) to domains that ask for them.
@@ -249,6 +255,7 @@ impl Default for DeliveryConfig {
             max_age: settings.max_age.as_secs(),
             per_destination: settings.per_destination,
             max_connections: settings.max_connections,
+            lease: settings.lease.as_secs(),
             downgrade_memory: settings.downgrade_memory,
             tls_reports: settings.tls_reports,
             domains: BTreeMap::new(),
@@ -441,6 +448,14 @@ impl Config {
                 bail!("[delivery] {key} = 0: it must be at least 1, e.g. {example}");
             }
         }
+        // Renewed every third of it, a lease under 10 s leaves too little room for a
+        // renewal delayed by a busy database before another node may claim the entry.
+        if delivery.lease < MIN_DELIVERY_LEASE {
+            bail!(
+                "[delivery] lease = {}: it must be at least {MIN_DELIVERY_LEASE} seconds, e.g. lease = 120",
+                delivery.lease
+            );
+        }
         if delivery.max_retry < delivery.first_retry {
             bail!(
                 "[delivery] max_retry = {} is shorter than first_retry = {}: the longest wait between attempts must be at least the first",
@@ -476,6 +491,7 @@ impl Config {
             max_age: Duration::from_secs(delivery.max_age),
             per_destination: delivery.per_destination,
             max_connections: delivery.max_connections,
+            lease: Duration::from_secs(delivery.lease),
             downgrade_memory: delivery.downgrade_memory,
             tls_reports: delivery.tls_reports,
             domains: self.delivery_overrides()?,
@@ -797,6 +813,7 @@ url = ""
             (settings.per_destination, settings.max_connections),
             (4, 64)
         );
+        assert_eq!(settings.lease, Duration::from_secs(120));
         assert!(settings.downgrade_memory && settings.tls_reports);
         assert!(settings.domains.is_empty());
     }
@@ -820,6 +837,7 @@ max_retry = 60
 max_age = 3600
 per_destination = 2
 max_connections = 8
+lease = 30
 downgrade_memory = false
 tls_reports = false
 [delivery.domains."Example.ORG."]
@@ -840,6 +858,7 @@ session_tickets = false
         assert_eq!(settings.max_retry, Duration::from_secs(60));
         assert_eq!(settings.max_age, Duration::from_secs(3600));
         assert_eq!((settings.per_destination, settings.max_connections), (2, 8));
+        assert_eq!(settings.lease, Duration::from_secs(30));
         assert!(!settings.downgrade_memory && !settings.tls_reports);
         let extra = CertificateDer::pem_slice_iter(ca_pem.as_bytes())
             .next()
@@ -885,6 +904,16 @@ session_tickets = false
                 "{err}"
             );
         }
+        let config = Config::parse("[delivery]\nlease = 9").unwrap();
+        let err = format!("{:#}", config.validate().unwrap_err());
+        assert!(
+            err.starts_with("[delivery] lease = 9: it must be at least 10 seconds"),
+            "{err}"
+        );
+        Config::parse("[delivery]\nlease = 10")
+            .unwrap()
+            .validate()
+            .unwrap();
         let config = Config::parse("[delivery]\nfirst_retry = 600\nmax_retry = 60").unwrap();
         let err = format!("{:#}", config.validate().unwrap_err());
         assert!(

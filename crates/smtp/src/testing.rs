@@ -303,6 +303,15 @@ impl Store for FakeStore {
         Ok(Vec::new())
     }
 
+    async fn renew_queue_leases(
+        &self,
+        _ids: Vec<QueueId>,
+        _lease_until: i64,
+    ) -> sealpost_store::Result<()> {
+        // No queue here: nothing is leased.
+        Ok(())
+    }
+
     async fn finish_queue_attempt(
         &self,
         _attempt: sealpost_store::QueueAttempt,

@@ -143,6 +143,12 @@ pub trait Store: Send + Sync + 'static {
         lease_until: i64,
         limit: usize,
     ) -> Result<Vec<QueueEntry>>;
+    /// Extends to `lease_until` the lease of each of `ids` that is still held (claimed and
+    /// neither finished, retried nor released since): a worker calls it well before its
+    /// leases run out, for every entry still under way, so a short lease is enough to
+    /// hand a dead worker's entries on soon without a live worker's being claimed twice.
+    /// Entries gone or no longer leased are left as they are.
+    async fn renew_queue_leases(&self, ids: Vec<QueueId>, lease_until: i64) -> Result<()>;
     /// Records one delivery attempt of a claimed entry in one transaction, fsync'd before
     /// returning: the recipients named change status and error (matched by address),
     /// `attempts` grows by one, `next_attempt` and `policy` are set and the lease is

@@ -153,6 +153,56 @@ async fn an_expired_lease_lets_the_next_claim_take_the_entry(store: TestStore) {
     );
 }
 
+async fn a_renewed_lease_outlasts_the_original_and_only_held_entries_are_renewed(store: TestStore) {
+    let held = queued(&*store, &["bob@example.org"]).await;
+    let finished = queued(&*store, &["carol@example.org"]).await;
+    let gone = queued(&*store, &["dave@example.org"]).await;
+    let claimed = store
+        .claim_queue_entries(FUTURE, FUTURE + 60, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    let pending = vec![recipient(
+        "carol@example.org",
+        RecipientStatus::Pending,
+        Some("451"),
+    )];
+    store
+        .finish_queue_attempt(attempt(finished, pending, FUTURE + 30))
+        .await
+        .unwrap();
+    assert!(store.drop_queue_entry(gone).await.unwrap());
+
+    store
+        .renew_queue_leases(vec![held, finished, gone, 999_999], FUTURE + 200)
+        .await
+        .unwrap();
+    store
+        .renew_queue_leases(Vec::new(), FUTURE + 200)
+        .await
+        .unwrap();
+
+    let after_first_lease = store
+        .claim_queue_entries(FUTURE + 60, FUTURE + 1000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&after_first_lease),
+        [finished],
+        "the held entry keeps its renewed lease; the finished one is free for its retry, \
+         not leased again by the renewal"
+    );
+    let after_renewed_lease = store
+        .claim_queue_entries(FUTURE + 200, FUTURE + 260, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&after_renewed_lease), [held]);
+    assert!(
+        store.queue_message(gone).await.unwrap().is_none(),
+        "renewing a dropped entry brings nothing back"
+    );
+}
+
 async fn claims_take_only_due_entries_the_oldest_due_first_up_to_the_limit(store: TestStore) {
     let late = queued(&*store, &["a@example.org"]).await;
     let early = queued(&*store, &["b@example.org"]).await;
@@ -598,6 +648,7 @@ backend_tests!(
     require_tls_is_kept_and_a_new_entry_has_no_policy_yet,
     concurrent_claims_never_share_an_entry,
     an_expired_lease_lets_the_next_claim_take_the_entry,
+    a_renewed_lease_outlasts_the_original_and_only_held_entries_are_renewed,
     claims_take_only_due_entries_the_oldest_due_first_up_to_the_limit,
     the_entry_stays_while_a_recipient_is_pending_and_goes_with_its_bytes_after,
     attempts_count_every_finished_attempt,

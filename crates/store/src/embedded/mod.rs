@@ -349,6 +349,15 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn renew_queue_leases(&self, ids: Vec<QueueId>, lease_until: i64) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.writer
+            .submit(move |conn, _| queue::renew_leases(conn, &ids, lease_until))
+            .await
+    }
+
     async fn finish_queue_attempt(&self, attempt: QueueAttempt) -> Result<()> {
         self.writer
             .submit(move |conn, _| queue::finish_attempt(conn, &attempt))

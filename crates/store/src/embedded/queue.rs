@@ -159,6 +159,20 @@ pub(super) fn claim(
     Ok(claimed)
 }
 
+/// Extends the lease of those of `ids` still leased (`lease_until` > 0: claimed, not yet
+/// finished or released); a finished entry must stay free for its retry.
+pub(super) fn renew_leases(conn: &Connection, ids: &[QueueId], lease_until: i64) -> Result<()> {
+    let mut renew = conn
+        .prepare_cached("UPDATE queue SET lease_until = ?2 WHERE id = ?1 AND lease_until > 0")
+        .map_err(sql_error("renew queue lease"))?;
+    for id in ids {
+        renew
+            .execute(params![id, lease_until])
+            .map_err(sql_error("renew queue lease"))?;
+    }
+    Ok(())
+}
+
 /// Applies one attempt's outcome and releases the lease; removes the entry (and its
 /// bytes, if nothing else uses them) once no recipient is pending.
 pub(super) fn finish_attempt(conn: &Connection, attempt: &QueueAttempt) -> Result<()> {

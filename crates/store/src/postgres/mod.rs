@@ -375,6 +375,13 @@ impl Store for PostgresStore {
             .await
     }
 
+    async fn renew_queue_leases(&self, ids: Vec<QueueId>, lease_until: i64) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        queue::renew_leases(&self.client().await?, &ids, lease_until).await
+    }
+
     async fn finish_queue_attempt(&self, attempt: QueueAttempt) -> Result<()> {
         self.write(async |tx, _| queue::finish_attempt(tx, &attempt).await)
             .await

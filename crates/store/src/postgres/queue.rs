@@ -155,6 +155,24 @@ pub(super) async fn claim(
     collect_entries(&rows)
 }
 
+/// Extends the lease of those of `ids` still leased (`lease_until` > 0: claimed, not yet
+/// finished or released), in one statement; a finished entry must stay free for its
+/// retry.
+pub(super) async fn renew_leases(
+    db: &impl GenericClient,
+    ids: &[QueueId],
+    lease_until: i64,
+) -> Result<()> {
+    sql::execute(
+        db,
+        "renew queue leases",
+        "UPDATE queue SET lease_until = $2 WHERE id = ANY($1) AND lease_until > 0",
+        &[&ids, &lease_until],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Applies one attempt's outcome and releases the lease; removes the entry (and its
 /// bytes, if nothing else uses them) once no recipient is pending.
 pub(super) async fn finish_attempt(tx: &Transaction<'_>, attempt: &QueueAttempt) -> Result<()> {
