@@ -228,12 +228,13 @@ impl Worker {
     }
 
     fn wake_at(&self) -> Instant {
-        let poll = self.looked_at + POLL;
-        let Some(retry) = self.next_retry else {
-            return poll;
-        };
-        let wait = retry.saturating_sub(unix_now()).max(0) as u64;
-        poll.min(Instant::now() + Duration::from_secs(wait))
+        wake_time(
+            self.looked_at,
+            self.next_retry,
+            self.room_to_claim(),
+            Instant::now(),
+            unix_now(),
+        )
     }
 
     /// Claims what is due and has room, and hands it to the destinations.
@@ -502,4 +503,52 @@ fn drain(changes: &mut broadcast::Receiver<Change>) {
 
 fn unix_now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// When the worker looks at the queue next: at the next poll, or earlier when a retry it
+/// scheduled falls due — but only if there is room to claim it. Without room a due retry
+/// would wake the loop again at once, over and over, until an attempt finishes (which
+/// wakes it anyway).
+fn wake_time(
+    looked_at: Instant,
+    next_retry: Option<i64>,
+    room: bool,
+    now: Instant,
+    unix_now: i64,
+) -> Instant {
+    let poll = looked_at + POLL;
+    match next_retry {
+        Some(retry) if room => {
+            let wait = retry.saturating_sub(unix_now).max(0) as u64;
+            poll.min(now + Duration::from_secs(wait))
+        }
+        _ => poll,
+    }
+}
+
+#[cfg(test)]
+mod wake_tests {
+    use super::*;
+
+    #[test]
+    fn a_due_retry_wakes_at_once_only_when_there_is_room_to_claim_it() {
+        let now = Instant::now();
+        let looked_at = now - Duration::from_secs(1);
+        assert_eq!(wake_time(looked_at, Some(100), true, now, 100), now);
+        assert_eq!(
+            wake_time(looked_at, Some(100), false, now, 100),
+            looked_at + POLL
+        );
+    }
+
+    #[test]
+    fn a_later_retry_wakes_when_it_falls_due_and_never_after_the_poll() {
+        let now = Instant::now();
+        assert_eq!(
+            wake_time(now, Some(102), true, now, 100),
+            (now + POLL).min(now + Duration::from_secs(2))
+        );
+        assert_eq!(wake_time(now, Some(10_000), true, now, 100), now + POLL);
+        assert_eq!(wake_time(now, None, true, now, 100), now + POLL);
+    }
 }
