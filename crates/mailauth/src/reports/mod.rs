@@ -4,6 +4,8 @@
 
 mod message;
 
+pub use message::{ReportMail, report_digest, write_report_mail};
+
 use sealpost_dns::{LookupError, Resolver};
 
 pub use mail_auth::report::{
